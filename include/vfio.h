@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * vfio-core: private interfaces between the files of vfio.ko
+ *
+ * The type definitions in this header are reached by genksyms from the
+ * exported symbols (struct vfio_device points to struct vfio_group, and
+ * vfio_register_iommu_driver() takes struct vfio_iommu_driver_ops).  Their
+ * members, names and order must stay exactly those of the target kernel's
+ * drivers/vfio/vfio.h, or the export CRCs stop matching the kernel's
+ * Module.symvers and the distro's vfio modules refuse to load.
+ */
+#ifndef __VFIO_CORE_VFIO_H__
+#define __VFIO_CORE_VFIO_H__
+
+#include <linux/device.h>
+#include <linux/cdev.h>
+#include <linux/module.h>
+
+struct iommu_group;
+struct vfio_device;
+struct vfio_container;
+
+/* How the devices of a vfio_group reach memory. */
+enum vfio_group_type {
+	/* A physical device translated by a real IOMMU. */
+	VFIO_IOMMU,
+
+	/*
+	 * A mediated device whose DMA goes through its parent driver; vfio
+	 * creates a private iommu_group for it because userspace finds groups
+	 * in sysfs.
+	 */
+	VFIO_EMULATED_IOMMU,
+
+	/*
+	 * A physical device without any IOMMU (CONFIG_VFIO_NOIOMMU only): the
+	 * user can DMA anywhere, so it needs CAP_SYS_RAWIO and taints.
+	 */
+	VFIO_NO_IOMMU,
+};
+
+struct vfio_group {
+	struct device 			dev;
+	struct cdev			cdev;
+	/*
+	 * Count of registered vfio_devices using this group, plus one while
+	 * the group is being created.  iommu_group stays valid while it is
+	 * non-zero.
+	 */
+	refcount_t			drivers;
+	unsigned int			container_users;
+	struct iommu_group		*iommu_group;
+	struct vfio_container		*container;
+	struct list_head		device_list;
+	struct mutex			device_lock;
+	struct list_head		vfio_next;
+	struct list_head		container_next;
+	enum vfio_group_type		type;
+	struct mutex			group_lock;
+	struct kvm			*kvm;
+	struct file			*opened_file;
+	struct blocking_notifier_head	notifier;
+#ifndef __GENKSYMS__
+	/*
+	 * Guards @kvm only.  vfio_file_set_kvm() is called by KVM with
+	 * kvm->lock held, and drivers take kvm->lock in open_device() under
+	 * group_lock, so @kvm must not be guarded by group_lock.
+	 *
+	 * Hidden from genksyms: struct vfio_device points to this struct, so
+	 * a visible new member would change the CRC of most exports.  This
+	 * is binary safe because only vfio.ko allocates or dereferences a
+	 * vfio_group; no other module may rely on its size or layout.
+	 */
+	spinlock_t			kvm_ref_lock;
+#endif
+};
+
+/* events for the backend driver notify callback */
+enum vfio_iommu_notify_type {
+	VFIO_IOMMU_CONTAINER_CLOSE = 0,
+};
+
+/**
+ * struct vfio_iommu_driver_ops - VFIO IOMMU driver callbacks
+ *
+ * Filled in by the IOMMU backends (vfio_iommu_type1); the layout is part of
+ * the ABI between vfio.ko and those modules.
+ */
+struct vfio_iommu_driver_ops {
+	char		*name;
+	struct module	*owner;
+	void		*(*open)(unsigned long arg);
+	void		(*release)(void *iommu_data);
+	long		(*ioctl)(void *iommu_data, unsigned int cmd,
+				 unsigned long arg);
+	int		(*attach_group)(void *iommu_data,
+					struct iommu_group *group,
+					enum vfio_group_type);
+	void		(*detach_group)(void *iommu_data,
+					struct iommu_group *group);
+	int		(*pin_pages)(void *iommu_data,
+				     struct iommu_group *group,
+				     dma_addr_t user_iova,
+				     int npage, int prot,
+				     struct page **pages);
+	void		(*unpin_pages)(void *iommu_data,
+				       dma_addr_t user_iova, int npage);
+	void		(*register_device)(void *iommu_data,
+					   struct vfio_device *vdev);
+	void		(*unregister_device)(void *iommu_data,
+					     struct vfio_device *vdev);
+	int		(*dma_rw)(void *iommu_data, dma_addr_t user_iova,
+				  void *data, size_t count, bool write);
+	struct iommu_domain *(*group_iommu_domain)(void *iommu_data,
+						   struct iommu_group *group);
+	void		(*notify)(void *iommu_data,
+				  enum vfio_iommu_notify_type event);
+};
+
+struct vfio_iommu_driver {
+	const struct vfio_iommu_driver_ops	*ops;
+	struct list_head			vfio_next;
+};
+
+/* container.c */
+int vfio_register_iommu_driver(const struct vfio_iommu_driver_ops *ops);
+void vfio_unregister_iommu_driver(const struct vfio_iommu_driver_ops *ops);
+struct vfio_container *vfio_container_from_file(struct file *filep);
+int vfio_device_assign_container(struct vfio_device *device);
+void vfio_device_unassign_container(struct vfio_device *device);
+int vfio_container_attach_group(struct vfio_container *container,
+				struct vfio_group *group);
+void vfio_group_detach_container(struct vfio_group *group);
+void vfio_device_container_register(struct vfio_device *device);
+void vfio_device_container_unregister(struct vfio_device *device);
+long vfio_container_ioctl_check_extension(struct vfio_container *container,
+					  unsigned long arg);
+int __init vfio_container_init(void);
+void vfio_container_cleanup(void);
+
+/* vfio_main.c */
+bool vfio_assert_device_open(struct vfio_device *device);
+
+#ifdef CONFIG_VFIO_NOIOMMU
+extern bool vfio_noiommu __read_mostly;
+#else
+enum { vfio_noiommu = false };
+#endif
+
+#endif /* __VFIO_CORE_VFIO_H__ */
