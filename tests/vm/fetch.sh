@@ -61,9 +61,12 @@ unpack() {
 }
 
 mkdir -p "$dir"
-img=linux-image-$kv-unsigned
-ver=$(apt-cache show "$img:$arch" 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -n 1)
-[ -n "$ver" ] || die "the mirror has no $img"
+# Only amd64 has signed kernels, hence -unsigned image packages.
+img=linux-image-$kv
+[ "$arch" != amd64 ] || img=$img-unsigned
+ver=$(apt-cache show "linux-headers-$kv:$arch" 2>/dev/null |
+	sed -n 's/^Version: //p' | sort -V | tail -n 1) || true
+[ -n "$ver" ] || die "the mirror has no linux-headers-$kv (see: all_abis $arch)"
 
 if [ ! -f "$dir/.headers" ]; then
 	rm -rf "$root"

@@ -34,12 +34,13 @@ current_abi() {
 	echo "$pkg"
 }
 
-# all_abis ARCH: every 6.1 ABI of ARCH whose unsigned image the mirror offers.
+# all_abis ARCH: every 6.1 ABI of ARCH whose headers the mirror offers (some
+# ABIs' images stay in the mirror after their headers have gone).
 all_abis() {
 	local arch
 	arch=$(deb_arch "$1")
-	apt-cache search --names-only "^linux-image-6\\.1\\.0-[0-9]+-$arch-unsigned\$" 2>/dev/null |
-		sed -n "s/^linux-image-\(6\.1\.0-[0-9]*\)-$arch-unsigned .*/\1/p" | sort -uV
+	apt-cache search --names-only "^linux-headers-6\\.1\\.0-[0-9]+-$arch\$" 2>/dev/null |
+		sed -n "s/^linux-headers-\(6\.1\.0-[0-9]*\)-$arch .*/\1/p" | sort -uV
 }
 
 # abi_dir ARCH ABI: where fetch.sh unpacks that kernel.

@@ -1,0 +1,82 @@
+#!/bin/bash
+# source.sh VERSION - the parts of Debian's linux-source-6.1 the project uses
+#
+# Downloads linux-source-6.1=VERSION (a Debian version like 6.1.192-3) with
+# apt-get download into $VFIO_CORE_CACHE/dl and extracts only what the tests
+# need into $VFIO_CORE_CACHE/src/VERSION/linux-source-6.1:
+#   drivers/vfio, drivers/s390/cio, drivers/s390/crypto, virt/kvm/vfio.[ch],
+#   virt/lib (irqbypass), include/linux/vfio*.h, include/uapi/linux/vfio*.h,
+#   the s390 Kconfig files that gate the vfio drivers, samples/vfio-mdev and
+#   checkpatch.pl with its data files.
+# Nothing is installed into the machine. Idempotent (a .done marker; safe to
+# run concurrently, serialized by a lock). Prints the source directory.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/vm/lib.sh
+. "$here/lib.sh"
+
+[ $# -eq 1 ] || die "usage: source.sh VERSION (a Debian version like 6.1.192-3)"
+ver=$1
+[[ $ver =~ ^6\.1\.[0-9]+-[0-9]+[a-z0-9.+~]*$ ]] ||
+	die "'$ver' is not a Debian linux 6.1 version (like 6.1.192-3)"
+
+base=$VFIO_CORE_CACHE/src/$ver
+dir=$base/linux-source-6.1
+dl=$VFIO_CORE_CACHE/dl
+deb=$dl/linux-source-6.1_${ver}_all.deb
+
+if [ -f "$base/.done" ]; then
+	echo "$dir"
+	exit 0
+fi
+
+mkdir -p "$base" "$dl"
+exec 9>"$base/.lock"
+flock 9
+# Another run may have finished while we waited for the lock.
+if [ -f "$base/.done" ]; then
+	echo "$dir"
+	exit 0
+fi
+
+if [ ! -s "$deb" ]; then
+	log "downloading linux-source-6.1 $ver"
+	(
+		cd "$dl"
+		apt-get download -q "linux-source-6.1=$ver" >/dev/null 2>&1 ||
+			apt-get download "linux-source-6.1=$ver"
+	) || die "cannot download linux-source-6.1=$ver (apt-get update?)"
+	[ -s "$deb" ] || die "apt-get download did not produce $deb"
+fi
+
+paths=(
+	drivers/vfio
+	drivers/s390/cio
+	drivers/s390/crypto
+	'include/linux/vfio*.h'
+	'include/uapi/linux/vfio*.h'
+	virt/kvm/vfio.c
+	virt/kvm/vfio.h
+	virt/lib
+	arch/s390/Kconfig
+	drivers/iommu/Kconfig
+	samples/vfio-mdev
+	scripts/checkpatch.pl
+	scripts/spelling.txt
+	scripts/const_structs.checkpatch
+)
+
+log "extracting linux-source-6.1 $ver"
+tmp=$base/tmp
+rm -rf "$tmp" "$dir"
+mkdir -p "$tmp"
+# The .deb holds /usr/src/linux-source-6.1.tar.xz; stream it straight into
+# tar so the whole tree never lands on disk.
+dpkg-deb --fsys-tarfile "$deb" |
+	tar -xO ./usr/src/linux-source-6.1.tar.xz |
+	tar -xJ -C "$tmp" --wildcards "${paths[@]/#/linux-source-6.1/}" ||
+	die "cannot extract the sources from $deb"
+mv "$tmp/linux-source-6.1" "$dir"
+rmdir "$tmp"
+touch "$base/.done"
+echo "$dir"
