@@ -17,6 +17,7 @@
 #include <linux/module.h>
 
 struct iommu_group;
+struct kvm;
 struct vfio_device;
 struct vfio_container;
 
@@ -40,7 +41,7 @@ enum vfio_group_type {
 };
 
 struct vfio_group {
-	struct device 			dev;
+	struct device			dev;
 	struct cdev			cdev;
 	/*
 	 * Count of registered vfio_devices using this group, plus one while
@@ -52,10 +53,11 @@ struct vfio_group {
 	struct iommu_group		*iommu_group;
 	struct vfio_container		*container;
 	struct list_head		device_list;
-	struct mutex			device_lock;
+	struct mutex			device_lock;	/* device_list */
 	struct list_head		vfio_next;
 	struct list_head		container_next;
 	enum vfio_group_type		type;
+	/* container, container_users, opened_file; see group.c */
 	struct mutex			group_lock;
 	struct kvm			*kvm;
 	struct file			*opened_file;
@@ -140,6 +142,21 @@ void vfio_container_cleanup(void);
 
 /* vfio_main.c */
 bool vfio_assert_device_open(struct vfio_device *device);
+bool vfio_device_try_get_registration(struct vfio_device *device);
+void vfio_device_put_registration(struct vfio_device *device);
+struct file *vfio_device_alloc_file(struct vfio_device *device);
+void vfio_device_get_kvm_safe(struct vfio_device *device, struct kvm *kvm);
+void vfio_device_put_kvm(struct vfio_device *device);
+
+/* group.c */
+int vfio_device_set_group(struct vfio_device *device,
+			  enum vfio_group_type type);
+void vfio_device_remove_group(struct vfio_device *device);
+void vfio_device_group_register(struct vfio_device *device);
+void vfio_device_group_unregister(struct vfio_device *device);
+void vfio_device_group_close(struct vfio_device *device);
+int __init vfio_group_init(void);
+void vfio_group_cleanup(void);
 
 #ifdef CONFIG_VFIO_NOIOMMU
 extern bool vfio_noiommu __read_mostly;
