@@ -7,6 +7,8 @@
 #   make abi-check          compare exports and CRCs with KDIR's Module.symvers
 #   make style              checkpatch --strict on src/ and include/
 #   make check              the whole test suite (host checks + QEMU guests)
+#   sudo make install       build and install with DKMS, swap the running vfio
+#   sudo make uninstall     undo make install, back to the stock vfio
 #   make clean
 
 KERNELRELEASE ?= $(shell uname -r)
@@ -35,4 +37,10 @@ style:
 check:
 	tests/check.sh
 
-.PHONY: all module clean abi-check style check
+install:
+	scripts/vfio-core-install install
+
+uninstall:
+	scripts/vfio-core-install uninstall
+
+.PHONY: all module clean abi-check style check install uninstall
