@@ -1,0 +1,666 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * deadlock: the kvm->lock / group_lock ABBA between KVM and the vfio core.
+ *
+ * Two threads of a child process race:
+ *   opener   VFIO_GROUP_GET_DEVICE_FD + close() on a vfio_test_mdev device,
+ *            whose open_device()/close_device() take kvm->lock; stock 6.1
+ *            calls them with the group's group_lock held.
+ *   releaser KVM_CREATE_DEVICE(KVM_DEV_TYPE_VFIO), KVM_DEV_VFIO_GROUP_ADD,
+ *            close(); the close runs kvm_device_release(), which calls
+ *            vfio_file_set_kvm(NULL) with kvm->lock held, and stock 6.1
+ *            takes group_lock in there.
+ * kvm_device_release() runs when the KVM device's file is released: on the
+ * last close of its fd (the fd holds a VM reference, so this always comes
+ * before the VM's destruction, never from it).
+ *
+ * The parent is a watchdog: no progress for DEADLOCK_STALL seconds is a
+ * hang; it then prints both threads' kernel stacks and waits for the kernel's
+ * hung-task report. VFIO_MODE says which outcome is expected:
+ *   stock  the deadlock, within DEADLOCK_TIMEOUT seconds; the run ends with
+ *          the tasks stuck, the harness powers the guest off.
+ *   ours   DEADLOCK_ITERS rounds of each thread, no hang, no hung-task
+ *          report; every DEADLOCK_VM_CYCLE rounds the releaser also closes
+ *          its VM and creates a new one (stock keeps one VM: its vfio holds
+ *          no VM reference, and the test driver would touch a freed VM).
+ * Knobs (environment): DEADLOCK_ITERS (1000), DEADLOCK_TIMEOUT (240),
+ * DEADLOCK_STALL (10), DEADLOCK_DELAY_MS (1), DEADLOCK_HOLD_MS (1),
+ * DEADLOCK_VM_CYCLE (8, ours only).
+ *
+ * Output is TAP on stdout.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/klog.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/kvm.h>
+#include <linux/vfio.h>
+
+#define MDEV_UUID	"5a1d0ec7-0000-4000-8000-00000000dead"
+#define MDEV_PARENT	"/sys/class/mdev_bus/vfio_test_mdev"
+#define MDEV_DEVICES	"/sys/bus/mdev/devices"
+#define VTM_PARAMS	"/sys/module/vfio_test_mdev/parameters"
+#define VTM_STATUS	"/sys/kernel/debug/vfio_test_mdev/status"
+#define HUNG_TIMEOUT	5
+#define NTESTS		7
+
+struct shared {
+	uint64_t opens;		/* opener rounds */
+	uint64_t releases;	/* releaser rounds */
+	uint64_t vms;		/* VMs created */
+	int tid_opener;
+	int tid_releaser;
+	int ready;		/* child set up, first round done */
+	int stop;
+	int failed;		/* a worker hit an error (not a hang) */
+	char err[256];
+};
+
+static struct shared *sh;
+static bool ours;
+static int test_no;
+static int failures;
+static char group_path[300];
+
+static void ok(bool pass, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!pass)
+		failures++;
+	printf("%s %d - ", pass ? "ok" : "not ok", ++test_no);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void skip(const char *why)
+{
+	printf("ok %d - # SKIP %s\n", ++test_no, why);
+	fflush(stdout);
+}
+
+static void diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("# ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void bail(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("not ok %d - ", ++test_no);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\nBail out! setup failed\n");
+	fflush(stdout);
+	exit(1);
+}
+
+static long env_long(const char *name, long def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtol(v, NULL, 0) : def;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	if (n < 0) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	close(fd);
+	return 0;
+}
+
+static int read_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* The value of "key" in the test driver's status file, -1 if unreadable. */
+static long long vtm_stat(const char *key)
+{
+	char buf[1024], *p;
+	size_t klen = strlen(key);
+
+	if (read_file(VTM_STATUS, buf, sizeof(buf)))
+		return -1;
+	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+		if (!strncmp(p, key, klen) && p[klen] == ' ')
+			return strtoll(p + klen + 1, NULL, 10);
+	return -1;
+}
+
+static int run(const char *prog, const char *arg)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		execlp(prog, prog, "-q", arg, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool module_loaded(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/module/%s", name);
+	return !access(path, F_OK);
+}
+
+static void load(const char *name)
+{
+	if (!module_loaded(name) && run("modprobe", name))
+		bail("modprobe %s", name);
+}
+
+static void set_knob(const char *knob, long val)
+{
+	char path[128], v[32];
+
+	snprintf(path, sizeof(path), "%s/%s", VTM_PARAMS, knob);
+	snprintf(v, sizeof(v), "%ld", val);
+	if (write_file(path, v))
+		bail("cannot set %s", path);
+}
+
+/* Creates the test mdev (if needed) and finds its group's device node. */
+static void create_mdev(void)
+{
+	char path[512], link[256], *grp;
+	struct dirent *de;
+	DIR *d;
+	int ret;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", MDEV_DEVICES, MDEV_UUID);
+	if (access(path, F_OK)) {
+		d = opendir(MDEV_PARENT "/mdev_supported_types");
+		if (!d)
+			bail("no %s/mdev_supported_types", MDEV_PARENT);
+		while ((de = readdir(d)) && de->d_name[0] == '.')
+			;
+		if (!de)
+			bail("vfio_test_mdev has no mdev type");
+		snprintf(path, sizeof(path),
+			 MDEV_PARENT "/mdev_supported_types/%s/create",
+			 de->d_name);
+		closedir(d);
+		ret = write_file(path, MDEV_UUID);
+		if (ret)
+			bail("create mdev: %s", strerror(-ret));
+	}
+	snprintf(path, sizeof(path), "%s/%s/iommu_group", MDEV_DEVICES,
+		 MDEV_UUID);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		bail("readlink %s: %s", path, strerror(errno));
+	link[n] = '\0';
+	grp = strrchr(link, '/');
+	snprintf(group_path, sizeof(group_path), "/dev/vfio/%s",
+		 grp ? grp + 1 : link);
+}
+
+static void worker_fail(const char *what)
+{
+	snprintf(sh->err, sizeof(sh->err), "%s: %s", what, strerror(errno));
+	__atomic_store_n(&sh->failed, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&sh->stop, 1, __ATOMIC_SEQ_CST);
+}
+
+static bool stopping(void)
+{
+	return __atomic_load_n(&sh->stop, __ATOMIC_SEQ_CST);
+}
+
+struct releaser_args {
+	int kvm_fd;
+	int group_fd;
+	long vm_cycle;
+};
+
+/* One round: a KVM VFIO device that knows the group, closed again. */
+static int kvm_vfio_round(int vm_fd, int group_fd)
+{
+	struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
+	struct kvm_device_attr attr = {
+		.group = KVM_DEV_VFIO_GROUP,
+		.attr = KVM_DEV_VFIO_GROUP_ADD,
+		.addr = (uint64_t)(uintptr_t)&group_fd,
+	};
+
+	if (ioctl(vm_fd, KVM_CREATE_DEVICE, &cd)) {
+		worker_fail("KVM_CREATE_DEVICE");
+		return -1;
+	}
+	if (ioctl(cd.fd, KVM_SET_DEVICE_ATTR, &attr)) {
+		worker_fail("KVM_DEV_VFIO_GROUP_ADD");
+		close(cd.fd);
+		return -1;
+	}
+	/* kvm_device_release(): kvm->lock, then vfio_file_set_kvm(NULL) */
+	close(cd.fd);
+	return 0;
+}
+
+static void *releaser(void *p)
+{
+	struct releaser_args *a = p;
+	uint64_t n = 0;
+	int vm_fd = -1;
+
+	__atomic_store_n(&sh->tid_releaser, (int)syscall(SYS_gettid),
+			 __ATOMIC_SEQ_CST);
+	while (!stopping()) {
+		if (vm_fd < 0) {
+			vm_fd = ioctl(a->kvm_fd, KVM_CREATE_VM, 0);
+			if (vm_fd < 0) {
+				worker_fail("KVM_CREATE_VM");
+				break;
+			}
+			__atomic_add_fetch(&sh->vms, 1, __ATOMIC_SEQ_CST);
+		}
+		if (kvm_vfio_round(vm_fd, a->group_fd))
+			break;
+		__atomic_add_fetch(&sh->releases, 1, __ATOMIC_SEQ_CST);
+		if (a->vm_cycle && ++n % a->vm_cycle == 0) {
+			close(vm_fd);
+			vm_fd = -1;
+		}
+	}
+	if (vm_fd >= 0)
+		close(vm_fd);
+	return NULL;
+}
+
+static void child(long vm_cycle)
+{
+	struct vfio_group_status gs = { .argsz = sizeof(gs) };
+	struct releaser_args ra = { .vm_cycle = vm_cycle };
+	pthread_t thr;
+	int container, fd;
+
+	container = open("/dev/vfio/vfio", O_RDWR);
+	if (container < 0) {
+		worker_fail("open /dev/vfio/vfio");
+		_exit(1);
+	}
+	ra.group_fd = open(group_path, O_RDWR);
+	if (ra.group_fd < 0) {
+		worker_fail(group_path);
+		_exit(1);
+	}
+	if (ioctl(ra.group_fd, VFIO_GROUP_GET_STATUS, &gs) ||
+	    !(gs.flags & VFIO_GROUP_FLAGS_VIABLE)) {
+		worker_fail("group not viable");
+		_exit(1);
+	}
+	if (ioctl(ra.group_fd, VFIO_GROUP_SET_CONTAINER, &container) ||
+	    ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU)) {
+		worker_fail("attach group to a type1 container");
+		_exit(1);
+	}
+	ra.kvm_fd = open("/dev/kvm", O_RDWR);
+	if (ra.kvm_fd < 0) {
+		worker_fail("open /dev/kvm");
+		_exit(1);
+	}
+	/*
+	 * A VM that lives as long as the child: with it, the VMs the releaser
+	 * cycles through are never KVM's last, so KVM does not switch
+	 * virtualization off and on again each time, which hangs guests
+	 * under QEMU's TCG after a few dozen rounds (even without vfio).
+	 */
+	if (ioctl(ra.kvm_fd, KVM_CREATE_VM, 0) < 0) {
+		worker_fail("KVM_CREATE_VM");
+		_exit(1);
+	}
+	/* A first round of each, unraced, to catch setup errors. */
+	fd = ioctl(ra.group_fd, VFIO_GROUP_GET_DEVICE_FD, MDEV_UUID);
+	if (fd < 0) {
+		worker_fail("VFIO_GROUP_GET_DEVICE_FD");
+		_exit(1);
+	}
+	close(fd);
+	__atomic_store_n(&sh->tid_opener, (int)syscall(SYS_gettid),
+			 __ATOMIC_SEQ_CST);
+	__atomic_store_n(&sh->ready, 1, __ATOMIC_SEQ_CST);
+
+	if (pthread_create(&thr, NULL, releaser, &ra)) {
+		worker_fail("pthread_create");
+		_exit(1);
+	}
+	while (!stopping()) {
+		fd = ioctl(ra.group_fd, VFIO_GROUP_GET_DEVICE_FD, MDEV_UUID);
+		if (fd < 0) {
+			worker_fail("VFIO_GROUP_GET_DEVICE_FD");
+			break;
+		}
+		close(fd);
+		__atomic_add_fetch(&sh->opens, 1, __ATOMIC_SEQ_CST);
+	}
+	pthread_join(thr, NULL);
+	_exit(0);
+}
+
+/* The kernel log; the caller frees it. */
+static char *kernel_log(void)
+{
+	int len = klogctl(10, NULL, 0);	/* SYSLOG_ACTION_SIZE_BUFFER */
+	char *buf;
+
+	if (len <= 0)
+		len = 1 << 20;
+	buf = calloc(1, len + 1);
+	if (!buf)
+		return NULL;
+	len = klogctl(3, buf, len);	/* SYSLOG_ACTION_READ_ALL */
+	if (len < 0)
+		len = 0;
+	buf[len] = '\0';
+	return buf;
+}
+
+/* Prints up to max_lines lines of the kernel log from the first report. */
+static bool hung_task_report(int max_lines)
+{
+	char *log = kernel_log(), *p, *nl;
+	int n = 0;
+
+	if (!log)
+		return false;
+	p = strstr(log, "blocked for more than");
+	if (!p) {
+		free(log);
+		return false;
+	}
+	while (p > log && p[-1] != '\n')
+		p--;
+	for (; p && *p && n < max_lines; p = nl ? nl + 1 : NULL, n++) {
+		nl = strchr(p, '\n');
+		diag("dmesg: %.*s", nl ? (int)(nl - p) : (int)strlen(p), p);
+	}
+	free(log);
+	return true;
+}
+
+/* Prints a task's state and kernel stack; returns its state letter. */
+static char dump_task(pid_t pid, int tid, const char *role, char *stack,
+		      size_t len)
+{
+	char path[96], buf[512], *s, *nl;
+	char state = '?';
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	if (!read_file(path, buf, sizeof(buf))) {
+		s = strrchr(buf, ')');
+		if (s && s[1] == ' ')
+			state = s[2];
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", pid, tid);
+	if (read_file(path, buf, sizeof(buf)))
+		buf[0] = '\0';
+	diag("%s (tid %d): state %c, wchan %s", role, tid, state, buf);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stack", pid, tid);
+	if (read_file(path, stack, len)) {
+		stack[0] = '\0';
+		diag("  (no %s)", path);
+	}
+	for (s = stack; *s; s = nl + 1) {
+		nl = strchr(s, '\n');
+		if (!nl)
+			break;
+		diag("  %.*s", (int)(nl - s), s);
+	}
+	return state;
+}
+
+int main(void)
+{
+	const char *mode = getenv("VFIO_MODE");
+	long iters = env_long("DEADLOCK_ITERS", 1000);
+	long timeout = env_long("DEADLOCK_TIMEOUT", 240);
+	long stall = env_long("DEADLOCK_STALL", 10);
+	long delay_ms = env_long("DEADLOCK_DELAY_MS", 1);
+	long hold_ms = env_long("DEADLOCK_HOLD_MS", 1);
+	long vm_cycle = env_long("DEADLOCK_VM_CYCLE", 8);
+	char stack_o[4096], stack_r[4096], v[16];
+	uint64_t last_o = 0, last_r = 0, o, r;
+	double t0, last_progress, t_ready = 0, t;
+	bool hung = false, ready = false, timed_out = false;
+	char st_o, st_r;
+	pid_t pid;
+	int status, i;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("1..%d\n", NTESTS);
+	if (!mode || (strcmp(mode, "stock") && strcmp(mode, "ours")))
+		bail("VFIO_MODE must be stock or ours, not '%s'",
+		     mode ? mode : "");
+	ours = !strcmp(mode, "ours");
+	if (!ours)
+		vm_cycle = 0;
+	diag("mode %s: iters %ld, timeout %lds, stall %lds, delay %ldms, hold %ldms, vm cycle %ld",
+	     mode, iters, timeout, stall, delay_ms, hold_ms, vm_cycle);
+
+	/* 1: setup */
+	snprintf(v, sizeof(v), "%d", HUNG_TIMEOUT);
+	if (write_file("/proc/sys/kernel/hung_task_timeout_secs", v))
+		bail("cannot set hung_task_timeout_secs");
+	if (access(VTM_STATUS, F_OK) && access("/sys/kernel/debug/kvm", F_OK))
+		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	load("vfio_iommu_type1");
+	load("vfio_test_mdev");
+	if (!module_loaded("kvm_amd") && !module_loaded("kvm_intel") &&
+	    run("modprobe", "kvm_amd") && run("modprobe", "kvm_intel"))
+		bail("neither kvm_amd nor kvm_intel loads");
+	set_knob("delay_ms", delay_ms);
+	set_knob("hold_ms", hold_ms);
+	set_knob("fail_open", 0);
+	set_knob("lock_kvm", 1);
+	create_mdev();
+	if (hung_task_report(0))
+		diag("a hung-task report is already in the kernel log");
+	ok(true, "setup: modules, knobs, mdev %s in %s", MDEV_UUID,
+	   group_path);
+
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		bail("mmap");
+	pid = fork();
+	if (pid < 0)
+		bail("fork");
+	if (!pid)
+		child(vm_cycle);
+
+	/* The watchdog. */
+	t0 = now();
+	last_progress = t0;
+	for (;;) {
+		usleep(100000);
+		t = now();
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			pid = 0;
+			break;
+		}
+		if (!ready && __atomic_load_n(&sh->ready, __ATOMIC_SEQ_CST)) {
+			ready = true;
+			t_ready = t;
+		}
+		o = __atomic_load_n(&sh->opens, __ATOMIC_SEQ_CST);
+		r = __atomic_load_n(&sh->releases, __ATOMIC_SEQ_CST);
+		if (o != last_o || r != last_r) {
+			last_o = o;
+			last_r = r;
+			last_progress = t;
+		}
+		if (t - last_progress >= stall) {
+			hung = true;
+			break;
+		}
+		if (ours && o >= (uint64_t)iters && r >= (uint64_t)iters)
+			__atomic_store_n(&sh->stop, 1, __ATOMIC_SEQ_CST);
+		if (!timed_out && t - t0 >= timeout) {
+			timed_out = true;
+			__atomic_store_n(&sh->stop, 1, __ATOMIC_SEQ_CST);
+		}
+	}
+	o = __atomic_load_n(&sh->opens, __ATOMIC_SEQ_CST);
+	r = __atomic_load_n(&sh->releases, __ATOMIC_SEQ_CST);
+
+	/* 2: the race ran */
+	if (!ready) {
+		ok(false, "race started: %s", sh->err[0] ? sh->err : "child died");
+	} else if (sh->failed) {
+		ok(false, "race ran: %s", sh->err);
+	} else {
+		ok(true, "race started: VM, KVM VFIO device, group added, device opened");
+	}
+	diag("opener %llu rounds, releaser %llu rounds, %llu VMs, %.1fs",
+	     (unsigned long long)o, (unsigned long long)r,
+	     (unsigned long long)sh->vms,
+	     hung ? last_progress - t_ready : now() - t_ready);
+
+	/* 3, 4: the outcome */
+	st_o = st_r = '?';
+	if (hung) {
+		diag("no progress for %lds; last progress %.1fs after the race started",
+		     stall, last_progress - t_ready);
+		st_o = dump_task(pid, sh->tid_opener, "opener", stack_o,
+				 sizeof(stack_o));
+		st_r = dump_task(pid, sh->tid_releaser, "releaser", stack_r,
+				 sizeof(stack_r));
+	}
+	if (ours) {
+		ok(!hung && !sh->failed && o >= (uint64_t)iters &&
+		   r >= (uint64_t)iters,
+		   "ours: %llu open/close and %llu KVM VFIO device rounds raced, %s",
+		   (unsigned long long)o, (unsigned long long)r,
+		   hung ? "HUNG" : timed_out ? "too slow (timeout)" : "no hang");
+		if (hung)
+			ok(false, "ours: tasks stuck (stacks above)");
+		else
+			skip("no deadlock to inspect");
+	} else {
+		ok(hung && ready, "stock: deadlock reproduced (expected on stock) after %llu opener / %llu releaser rounds, %.1fs",
+		   (unsigned long long)o, (unsigned long long)r,
+		   ready ? last_progress - t_ready : 0.0);
+		ok(hung && st_o == 'D' && st_r == 'D' &&
+		   strstr(stack_r, "kvm_device_release") &&
+		   strstr(stack_r, "vfio_file_set_kvm") &&
+		   strstr(stack_o, "vtm_"),
+		   "stock: ABBA: opener in the driver's open/close waits for kvm->lock, releaser in kvm_device_release waits in vfio_file_set_kvm");
+	}
+
+	/* 5: the kvm->lock path ran */
+	ok(vtm_stat("opens_with_kvm") > 0,
+	   "the driver saw device->kvm: %lld of %lld opens",
+	   vtm_stat("opens_with_kvm"), vtm_stat("opens"));
+
+	if (!read_file(VTM_STATUS, stack_o, sizeof(stack_o))) {
+		char *l, *save = NULL;
+
+		for (l = strtok_r(stack_o, "\n", &save); l;
+		     l = strtok_r(NULL, "\n", &save))
+			diag("vfio_test_mdev: %s", l);
+	}
+
+	/* 6: the kernel's hung-task detector */
+	if (hung) {
+		for (i = 0; i < 4 * HUNG_TIMEOUT + 10; i++) {
+			if (hung_task_report(0))
+				break;
+			sleep(1);
+		}
+	}
+	if (ours) {
+		bool rep = hung_task_report(60);
+
+		ok(!rep, "ours: no hung-task report in the kernel log");
+	} else {
+		ok(hung_task_report(60),
+		   "stock: hung-task report (\"blocked for more than\") in the kernel log");
+	}
+
+	/* 7: cleanup */
+	if (hung) {
+		skip("deadlocked tasks hold the device; the harness powers off");
+		diag("leaving pid %d stuck", pid);
+		return failures ? 1 : 0;
+	}
+	if (pid)
+		waitpid(pid, &status, 0);
+	snprintf(stack_o, sizeof(stack_o), "%s/%s/remove", MDEV_DEVICES,
+		 MDEV_UUID);
+	i = write_file(stack_o, "1");
+	ok(!i && vtm_stat("open_now") == 0 &&
+	   vtm_stat("opens") == vtm_stat("closes") + vtm_stat("open_failures"),
+	   "cleanup: mdev removed (%s), opens %lld = closes %lld, open now %lld",
+	   i ? strerror(-i) : "ok", vtm_stat("opens"), vtm_stat("closes"),
+	   vtm_stat("open_now"));
+	return failures || test_no != NTESTS ? 1 : 0;
+}
