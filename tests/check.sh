@@ -20,7 +20,8 @@
 #                          "manual" ones, e.g. the harness self-tests
 #                          selftest_fail and selftest_hang); host checks are
 #                          then skipped unless HOST_CHECKS=1
-#   MODES="stock ours"     vfio.ko flavours to test
+#   MODES="stock ours swap" vfio.ko flavours to test (swap: both, booting
+#                          on the stock one; the live-swap test)
 #   KABI=6.1.0-57          the amd64 ABI the guests boot (default: current)
 #   ABIS="6.1.0-57 ..."    ABIs for the abi-check (default: all on the mirror)
 #   HOST_CHECKS=0|1        run the host checks (default 1 without TESTS)
@@ -47,7 +48,11 @@ suite_arches=${ARCH:-all}
 # ARCH means something else to kbuild; "make check ARCH=..." also puts it in
 # MAKEFLAGS, which the kernel builds below would inherit.
 unset ARCH MAKEFLAGS MAKEOVERRIDES MFLAGS
-modes=${MODES:-stock ours}
+modes=${MODES:-stock ours swap}
+# needs_ours: a mode under test boots with our vfio.ko in the guest.
+needs_ours() {
+	[[ " $modes " == *" ours "* || " $modes " == *" swap "* ]]
+}
 tests_filter=${TESTS:-}
 if [ -n "$tests_filter" ]; then
 	host_checks=${HOST_CHECKS:-0}
@@ -106,7 +111,7 @@ ours_why=
 if [ -n "${OURS_KO:-}" ]; then
 	ours_ko=$OURS_KO
 	echo "NOTE: testing $ours_ko as \"ours\" (OURS_KO)"
-elif { [[ " $modes " == *" ours "* ]] && [[ " $suite_arches " == *" amd64 "* ]]; } ||
+elif { needs_ours && [[ " $suite_arches " == *" amd64 "* ]]; } ||
 	[ "$host_checks" = 1 ]; then
 	name="build vfio.ko (amd64 $abi)"
 	blog=$logdir/build-amd64-$abi.log
@@ -256,12 +261,14 @@ guest_suite() {
 	while read -r name tmodes limit; do
 		for m in $modes; do
 			[[ ",$tmodes," == *",$m,"* ]] || continue
-			if [ "$m" = ours ] && [ -z "$ko" ]; then
-				result fail "$name ($a/$m)" "not run: ${no_ours:-no vfio.ko of ours}"
-				continue
-			fi
 			ko_args=()
-			[ "$m" = ours ] && ko_args=(--ko "$ko")
+			if [ "$m" = ours ] || [ "$m" = swap ]; then
+				if [ -z "$ko" ]; then
+					result fail "$name ($a/$m)" "not run: ${no_ours:-no vfio.ko of ours}"
+					continue
+				fi
+				ko_args=(--ko "$ko")
+			fi
 			# No stale tests/kmod/*.ko: this kernel's build or none.
 			ko_args+=(--kmods "${kmods:-$repo_dir/build/kmod/none}")
 			res=$logdir/$a-$m-$name
@@ -331,7 +338,7 @@ s390x_suite() {
 	fi
 	if [ -n "${OURS_KO_S390X:-}" ]; then
 		ko=$OURS_KO_S390X
-	elif ! { [[ " $modes " == *" ours "* ]] || [ "$host_checks" = 1 ]; }; then
+	elif ! { needs_ours || [ "$host_checks" = 1 ]; }; then
 		:
 	elif ! src_complete; then
 		result fail "build vfio.ko (s390x $a390)" "src/ is incomplete"

@@ -28,7 +28,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/harness.sh"
 
 usage() {
-	die "usage: run.sh [--abi ABI] [--ko PATH] [--tests DIR] [--kmods DIR] [--logdir DIR] [--boot-timeout S] amd64|s390x stock|ours TEST[:TIMEOUT]..."
+	die "usage: run.sh [--abi ABI] [--ko PATH] [--tests DIR] [--kmods DIR] [--logdir DIR] [--boot-timeout S] amd64|s390x stock|ours|swap TEST[:TIMEOUT]..."
 }
 
 abi=${KABI:-}
@@ -108,6 +108,7 @@ amd64)
 s390x)
 	qemu=(qemu-system-s390x -accel tcg -cpu max -M s390-ccw-virtio -m 2G -smp 2
 		-device virtio-net-ccw
+		-device "zpci,uid=1,fid=1,target=pci0" -device "virtio-rng-pci,id=pci0"
 		-chardev "file,id=con,path=$console" -device "sclpconsole,chardev=con"
 		-chardev "file,id=tap,path=$tap" -device "sclplmconsole,chardev=tap")
 	cmdline="console=ttysclp0 harness.tap=/dev/sclp_line0 $cmdline"
