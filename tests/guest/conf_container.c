@@ -132,8 +132,7 @@ int main(void)
 	int c, c2, g, ret, dma_cc;
 	char buf[16];
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	diag("arch %s, mode %s", test_arch(), getenv("VFIO_MODE") ? getenv("VFIO_MODE") : "?");
+	conf_start();
 
 	/* --- no backend module: vfio alone --- */
 	if (access("/sys/module/vfio", F_OK)) {

@@ -429,19 +429,6 @@ static void check_edu_irqs(int d)
 	close(efd2);
 }
 
-static long feature(int d, unsigned int flags, size_t argsz)
-{
-	struct {
-		struct vfio_device_feature f;
-		uint8_t data[64];
-	} __attribute__((packed)) buf;
-
-	memset(&buf, 0, sizeof(buf));
-	buf.f.argsz = argsz;
-	buf.f.flags = flags;
-	return io(d, VFIO_DEVICE_FEATURE, &buf);
-}
-
 static void check_features(int d, const char *name)
 {
 	const unsigned int P = VFIO_DEVICE_FEATURE_PROBE, G = VFIO_DEVICE_FEATURE_GET,
@@ -474,8 +461,8 @@ static void check_features(int d, const char *name)
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		expect(feature(d, t[i].feature | t[i].flags, sz), t[i].want, "%s: FEATURE %s", name, t[i].what);
-	expect(feature(d, VFIO_DEVICE_FEATURE_MIGRATION | P | G, 7), -EINVAL, "%s: FEATURE with argsz 7", name);
+		expect(device_feature(d, t[i].feature | t[i].flags, sz), t[i].want, "%s: FEATURE %s", name, t[i].what);
+	expect(device_feature(d, VFIO_DEVICE_FEATURE_MIGRATION | P | G, 7), -EINVAL, "%s: FEATURE with argsz 7", name);
 	expect(io(d, VFIO_DEVICE_FEATURE, NULL), -EFAULT, "%s: FEATURE(NULL)", name);
 }
 
@@ -499,18 +486,13 @@ static void check_misc(int d, const struct dev_want *w)
 int main(void)
 {
 	const struct dev_want *w = is_s390x() ? &vrng_want : &edu_want;
-	int g, g2 = -1, ret;
+	int g, g2 = -1;
 	long d, d2, d3, n = -1;
 	char nic[64];
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	diag("arch %s, mode %s", test_arch(), getenv("VFIO_MODE") ? getenv("VFIO_MODE") : "?");
-	ok(modprobe("vfio_pci") == 0, "modprobe vfio_pci");
-	check_flavour();
-	ret = conf_pci_device(bdf, sizeof(bdf), &dev_group);
-	if (!ok(!ret, "a PCI device for the tests bound to vfio-pci (%s)", errname(ret)))
+	conf_start();
+	if (conf_pci_setup(bdf, sizeof(bdf), &dev_group))
 		return tap_done();
-	diag("device %s, IOMMU group %d", bdf, dev_group);
 	container = open_container();
 	d = open_device(&g, bdf, dev_group);
 	if (!expect(d, EXPECT_FD, "%s: device fd", w->name))

@@ -31,28 +31,18 @@ static uint64_t base;		/* IOVA the maps start at */
 static uint64_t last_end;	/* end of the last valid IOVA range */
 static uint8_t *mem;		/* 8 MiB of anonymous memory */
 
+/* The container's maps: -errno, map 0, unmap the size unmapped. */
 static long map(uint64_t iova, uint64_t size, void *vaddr, uint32_t flags)
 {
-	struct vfio_iommu_type1_dma_map m = {
-		.argsz = sizeof(m), .flags = flags,
-		.vaddr = (uintptr_t)vaddr, .iova = iova, .size = size,
-	};
+	return dma_map(c, iova, size, (uintptr_t)vaddr, flags);
+}
 
-	return io(c, VFIO_IOMMU_MAP_DMA, &m);
+static long unmap(uint64_t iova, uint64_t size, uint32_t flags)
+{
+	return dma_unmap(c, iova, size, flags);
 }
 
 #define RW	(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)
-
-/* Returns -errno, or the size unmapped. */
-static long unmap(uint64_t iova, uint64_t size, uint32_t flags)
-{
-	struct vfio_iommu_type1_dma_unmap u = {
-		.argsz = sizeof(u), .flags = flags, .iova = iova, .size = size,
-	};
-	long r = io(c, VFIO_IOMMU_UNMAP_DMA, &u);
-
-	return r < 0 ? r : (long)u.size;
-}
 
 static long dma_avail(void)
 {
@@ -368,16 +358,11 @@ static void check_v1(void)
 
 int main(void)
 {
-	int group = -1, ret;
+	int group = -1;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	diag("arch %s, mode %s", test_arch(), getenv("VFIO_MODE") ? getenv("VFIO_MODE") : "?");
-	ok(modprobe("vfio_pci") == 0, "modprobe vfio_pci");
-	check_flavour();
-	ret = conf_pci_device(bdf, sizeof(bdf), &group);
-	if (!ok(!ret, "a PCI device for the tests bound to vfio-pci (%s)", errname(ret)))
+	conf_start();
+	if (conf_pci_setup(bdf, sizeof(bdf), &group))
 		return tap_done();
-	diag("device %s, IOMMU group %d", bdf, group);
 	mem = mmap(NULL, 8 * MB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (!ok(mem != MAP_FAILED, "8 MiB of memory"))
 		return tap_done();

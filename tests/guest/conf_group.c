@@ -267,13 +267,7 @@ static void removal(const char *dev, int use_req)
 	}
 
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", dev);
-	pid = fork();
-	if (!pid) {
-		/* an inherited device fd would keep the device busy forever */
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
-		_exit(write_file(path, "1") ? 1 : 0);
-	}
+	pid = write_file_child(path, "1");
 	if (use_req) {
 		ssize_t n;
 
@@ -289,10 +283,8 @@ static void removal(const char *dev, int use_req)
 		done = wait_child(pid, &st, 30000);
 	ok(done == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	   "remove %s: completes once the fd is closed (status %#x)", how, st);
-	if (done != 1) {
-		kill(pid, SIGKILL);
-		wait_child(pid, &st, 5000);
-	}
+	if (done != 1)
+		kill_child(pid, &st);
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s", dev);
 	ok(access(path, F_OK) && errno == ENOENT, "remove %s: %s is gone", how, dev);
 	expect(group_flags(g), -ENODEV, "remove %s: the group fd is dead", how);
@@ -310,14 +302,9 @@ int main(void)
 	char nic[64];
 	int have_nic, ret;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	diag("arch %s, mode %s", test_arch(), getenv("VFIO_MODE") ? getenv("VFIO_MODE") : "?");
-	ok(modprobe("vfio_pci") == 0, "modprobe vfio_pci");
-	check_flavour();
-	ret = conf_pci_device(bdf, sizeof(bdf), &group);
-	if (!ok(!ret, "a PCI device for the tests bound to vfio-pci (%s)", errname(ret)))
+	conf_start();
+	if (conf_pci_setup(bdf, sizeof(bdf), &group))
 		return tap_done();
-	diag("device %s, IOMMU group %d", bdf, group);
 
 	basic();
 

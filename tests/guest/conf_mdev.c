@@ -26,52 +26,17 @@
  * Guest test: static, TAP on stdout.
  */
 #include "tap.h"
+#include "rnd.h"
 #include <endian.h>
 #include <sys/eventfd.h>
 #include <linux/kvm.h>
 #include <linux/vfio_ccw.h>
 
 #define UUID		"c0f0c0f0-0000-4000-8000-00000000c0f1"
-#define MDEV_TYPE	"/sys/class/mdev_bus/vfio_test_mdev/mdev_supported_types/platform-test"
-#define MDEV_DIR	"/sys/bus/mdev/devices/" UUID
-#define VTM_PARAM	"/sys/module/vfio_test_mdev/parameters/"
-#define VTM_STATUS	"/sys/kernel/debug/vfio_test_mdev/status"
+#define MDEV_DIR	MDEV_DEVICES "/" UUID
 #define MB		(1ULL << 20)
 
 static int c, g, group;
-
-/* One counter of the test driver's status file, -1 if absent. */
-static long vtm(const char *key)
-{
-	char buf[1024], *p;
-	size_t kl = strlen(key);
-
-	if (read_file(VTM_STATUS, buf, sizeof(buf)))
-		return -1;
-	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-		if (!strncmp(p, key, kl) && p[kl] == ' ')
-			return strtol(p + kl + 1, NULL, 0);
-	return -1;
-}
-
-static long map(uint64_t iova, uint64_t size, uint64_t vaddr, uint32_t flags)
-{
-	struct vfio_iommu_type1_dma_map m = {
-		.argsz = sizeof(m), .flags = flags, .vaddr = vaddr, .iova = iova, .size = size,
-	};
-
-	return io(c, VFIO_IOMMU_MAP_DMA, &m);
-}
-
-static long unmap(uint64_t iova, uint64_t size, uint32_t flags)
-{
-	struct vfio_iommu_type1_dma_unmap u = {
-		.argsz = sizeof(u), .flags = flags, .iova = iova, .size = size,
-	};
-	long r = io(c, VFIO_IOMMU_UNMAP_DMA, &u);
-
-	return r < 0 ? r : (long)u.size;
-}
 
 static void check_container(void)
 {
@@ -103,12 +68,12 @@ static void check_container(void)
 	expect(order, 23, "emulated: caps migration, DMA available, no IOVA ranges");
 
 	/* nothing is pinned at map time without an IOMMU domain */
-	expect(map(MB, MB, 1ULL << 40, VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE), 0,
+	expect(dma_map(c, MB, MB, 1ULL << 40, VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE), 0,
 	       "emulated: MAP_DMA of unbacked vaddr");
-	expect(map(8 * MB, MB, (uintptr_t)mem, VFIO_DMA_MAP_FLAG_READ), 0, "emulated: MAP_DMA of real memory");
-	expect(map(MB, MB, (uintptr_t)mem, VFIO_DMA_MAP_FLAG_READ), -EEXIST, "emulated: MAP_DMA overlap");
-	expect(unmap(MB, MB, VFIO_DMA_UNMAP_FLAG_VADDR), -EBUSY, "emulated: UNMAP_DMA VADDR with an mdev");
-	expect(unmap(0, 0, VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR), -EBUSY,
+	expect(dma_map(c, 8 * MB, MB, (uintptr_t)mem, VFIO_DMA_MAP_FLAG_READ), 0, "emulated: MAP_DMA of real memory");
+	expect(dma_map(c, MB, MB, (uintptr_t)mem, VFIO_DMA_MAP_FLAG_READ), -EEXIST, "emulated: MAP_DMA overlap");
+	expect(dma_unmap(c, MB, MB, VFIO_DMA_UNMAP_FLAG_VADDR), -EBUSY, "emulated: UNMAP_DMA VADDR with an mdev");
+	expect(dma_unmap(c, 0, 0, VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR), -EBUSY,
 	       "emulated: UNMAP_DMA ALL|VADDR with an mdev");
 
 	memset(&db, 0, sizeof(db));
@@ -128,21 +93,8 @@ static void check_container(void)
 	db.d.argsz = sizeof(db.d);
 	db.d.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP;
 	expect(io(c, VFIO_IOMMU_DIRTY_PAGES, &db), 0, "emulated: DIRTY_PAGES STOP");
-	expect(unmap(0, 0, VFIO_DMA_UNMAP_FLAG_ALL), 2 * MB, "emulated: UNMAP_DMA ALL");
+	expect(dma_unmap(c, 0, 0, VFIO_DMA_UNMAP_FLAG_ALL), 2 * MB, "emulated: UNMAP_DMA ALL");
 	munmap(mem, MB);
-}
-
-static long feature(int d, unsigned int flags, size_t argsz)
-{
-	struct {
-		struct vfio_device_feature f;
-		uint8_t data[64];
-	} __attribute__((packed)) buf;
-
-	memset(&buf, 0, sizeof(buf));
-	buf.f.argsz = argsz;
-	buf.f.flags = flags;
-	return io(d, VFIO_DEVICE_FEATURE, &buf);
 }
 
 static void check_device_fd(int d)
@@ -164,23 +116,34 @@ static void check_device_fd(int d)
 	expect(p == MAP_FAILED ? -errno : 0, -EINVAL, "mdev fd: mmap (no mmap op)");
 	if (p != MAP_FAILED)
 		munmap(p, 4096);
-	expect(feature(d, VFIO_DEVICE_FEATURE_MIGRATION | P | G, sz), -ENOTTY, "mdev fd: FEATURE MIGRATION probe");
-	expect(feature(d, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE | P | S, sz), -ENOTTY,
+	expect(device_feature(d, VFIO_DEVICE_FEATURE_MIGRATION | P | G, sz), -ENOTTY, "mdev fd: FEATURE MIGRATION probe");
+	expect(device_feature(d, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE | P | S, sz), -ENOTTY,
 	       "mdev fd: FEATURE MIG_DEVICE_STATE probe");
-	expect(feature(d, VFIO_DEVICE_FEATURE_DMA_LOGGING_START | P | S, sz), -ENOTTY,
+	expect(device_feature(d, VFIO_DEVICE_FEATURE_DMA_LOGGING_START | P | S, sz), -ENOTTY,
 	       "mdev fd: FEATURE DMA_LOGGING_START probe");
-	expect(feature(d, VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP | P | S, sz), -ENOTTY,
+	expect(device_feature(d, VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP | P | S, sz), -ENOTTY,
 	       "mdev fd: FEATURE DMA_LOGGING_STOP probe");
-	expect(feature(d, VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT | P | G, sz), -ENOTTY,
+	expect(device_feature(d, VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT | P | G, sz), -ENOTTY,
 	       "mdev fd: FEATURE DMA_LOGGING_REPORT probe");
-	expect(feature(d, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY | P | S, sz), -ENOTTY,
+	expect(device_feature(d, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY | P | S, sz), -ENOTTY,
 	       "mdev fd: FEATURE LOW_POWER_ENTRY probe (no device_feature op)");
-	expect(feature(d, VFIO_DEVICE_FEATURE_PCI_VF_TOKEN | P | S, sz), -ENOTTY,
+	expect(device_feature(d, VFIO_DEVICE_FEATURE_PCI_VF_TOKEN | P | S, sz), -ENOTTY,
 	       "mdev fd: FEATURE PCI_VF_TOKEN probe");
-	expect(feature(d, VFIO_DEVICE_FEATURE_MIGRATION | G | S, sz), -EINVAL, "mdev fd: FEATURE get+set");
-	expect(feature(d, VFIO_DEVICE_FEATURE_MIGRATION | P | (1u << 20), sz), -EINVAL,
+	expect(device_feature(d, VFIO_DEVICE_FEATURE_MIGRATION | G | S, sz), -EINVAL, "mdev fd: FEATURE get+set");
+	expect(device_feature(d, VFIO_DEVICE_FEATURE_MIGRATION | P | (1u << 20), sz), -EINVAL,
 	       "mdev fd: FEATURE unknown flag");
-	expect(feature(d, VFIO_DEVICE_FEATURE_MIGRATION | P | G, 4), -EINVAL, "mdev fd: FEATURE argsz 4");
+	expect(device_feature(d, VFIO_DEVICE_FEATURE_MIGRATION | P | G, 4), -EINVAL, "mdev fd: FEATURE argsz 4");
+}
+
+/* The device opens without a VM now (when: after what). */
+static void open_without_vm(const char *when, const char *why)
+{
+	long d = io(g, VFIO_GROUP_GET_DEVICE_FD, UUID);
+
+	expect(d, EXPECT_FD, "GET_DEVICE_FD after %s", when);
+	expect(vtm_stat("last_open_kvm"), 0, "... %s", why);
+	if (d >= 0)
+		close(d);
 }
 
 /* The KVM VFIO device and the VM reaching open_device(). */
@@ -240,14 +203,14 @@ static void check_kvm(void)
 
 	expect(io(kd, KVM_SET_DEVICE_ATTR, &a), 0, "GROUP_ADD(group)");
 	expect(io(kd, KVM_SET_DEVICE_ATTR, &a), -EEXIST, "GROUP_ADD(group) again");
-	opens = vtm("opens");
-	kvm_opens = vtm("opens_with_kvm");
-	closes_kvm = vtm("closes_with_kvm");
+	opens = vtm_stat("opens");
+	kvm_opens = vtm_stat("opens_with_kvm");
+	closes_kvm = vtm_stat("closes_with_kvm");
 	d = io(g, VFIO_GROUP_GET_DEVICE_FD, UUID);
 	expect(d, EXPECT_FD, "GET_DEVICE_FD with the group added to a VM");
-	expect(vtm("opens"), opens + 1, "the driver's open_device() ran");
-	expect(vtm("opens_with_kvm"), kvm_opens + 1, "... with device->kvm set");
-	expect(vtm("last_open_kvm"), 1, "last_open_kvm");
+	expect(vtm_stat("opens"), opens + 1, "the driver's open_device() ran");
+	expect(vtm_stat("opens_with_kvm"), kvm_opens + 1, "... with device->kvm set");
+	expect(vtm_stat("last_open_kvm"), 1, "last_open_kvm");
 
 	a.attr = KVM_DEV_VFIO_GROUP_DEL;
 	a.addr = (uintptr_t)&devnull;
@@ -259,30 +222,18 @@ static void check_kvm(void)
 	expect(io(kd, KVM_SET_DEVICE_ATTR, &a), -ENOENT, "GROUP_DEL(group) again");
 	if (d >= 0)
 		close(d);
-	expect(vtm("closes_with_kvm"), closes_kvm + 1, "close_device() still had the VM it opened with");
-	expect(vtm("open_now"), 0, "no device open");
+	expect(vtm_stat("closes_with_kvm"), closes_kvm + 1, "close_device() still had the VM it opened with");
+	expect(vtm_stat("open_now"), 0, "no device open");
 
-	d = io(g, VFIO_GROUP_GET_DEVICE_FD, UUID);
-	expect(d, EXPECT_FD, "GET_DEVICE_FD after GROUP_DEL");
-	expect(vtm("last_open_kvm"), 0, "... opens without a VM");
-	if (d >= 0)
-		close(d);
+	open_without_vm("GROUP_DEL", "opens without a VM");
 
 	/* closing the KVM device drops the group's VM too */
 	a.attr = KVM_DEV_VFIO_GROUP_ADD;
 	expect(io(kd, KVM_SET_DEVICE_ATTR, &a), 0, "GROUP_ADD(group) once more");
 	close(kd);
-	d = io(g, VFIO_GROUP_GET_DEVICE_FD, UUID);
-	expect(d, EXPECT_FD, "GET_DEVICE_FD after the KVM device fd is closed");
-	expect(vtm("last_open_kvm"), 0, "... without a VM: the KVM device's release dropped it");
-	if (d >= 0)
-		close(d);
+	open_without_vm("the KVM device fd is closed", "without a VM: the KVM device's release dropped it");
 	close(vm);
-	d = io(g, VFIO_GROUP_GET_DEVICE_FD, UUID);
-	expect(d, EXPECT_FD, "GET_DEVICE_FD after the VM is closed");
-	expect(vtm("last_open_kvm"), 0, "... opens without a VM");
-	if (d >= 0)
-		close(d);
+	open_without_vm("the VM is closed", "opens without a VM");
 	close(devnull);
 	close(kvm);
 }
@@ -297,22 +248,15 @@ static void check_remove(void)
 	d = io(g, VFIO_GROUP_GET_DEVICE_FD, UUID);
 	if (!expect(d, EXPECT_FD, "remove: GET_DEVICE_FD"))
 		return;
-	pid = fork();
-	if (!pid) {
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
-		_exit(write_file(MDEV_DIR "/remove", "1") ? 1 : 0);
-	}
+	pid = write_file_child(MDEV_DIR "/remove", "1");
 	done = wait_child(pid, &st, 1500);
 	ok(done == 0, "remove: blocks while the device fd is open");
 	close(d);
 	if (!done)
 		done = wait_child(pid, &st, 30000);
 	ok(done == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "remove: completes once the fd is closed (%#x)", st);
-	if (done != 1) {
-		kill(pid, SIGKILL);
-		wait_child(pid, &st, 5000);
-	}
+	if (done != 1)
+		kill_child(pid, &st);
 	ok(access(MDEV_DIR, F_OK) && errno == ENOENT, "remove: the mdev is gone");
 	expect(group_flags(g), -ENODEV, "remove: the group fd is dead");
 	expect(io(g, VFIO_GROUP_GET_DEVICE_FD, UUID), -ENODEV, "remove: no device to get");
@@ -331,23 +275,10 @@ static void check_remove(void)
 /* The first I/O subchannel (type 0): the guest's virtio-ccw device. */
 static int find_io_subchannel(char *sch, size_t len)
 {
-	DIR *d = opendir("/sys/bus/css/devices");
-	char path[PATH_MAX];
-	struct dirent *e;
-	int found = 0;
+	static const char *const type[] = { "type" };
+	static const long io_subchannel[] = { 0 };
 
-	while (d && !found && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/css/devices/%s/type", e->d_name);
-		if (read_num(path) != 0)
-			continue;
-		snprintf(sch, len, "%s", e->d_name);
-		found = 1;
-	}
-	if (d)
-		closedir(d);
-	return found;
+	return bus_find("css", type, io_subchannel, 1, sch, len);
 }
 
 static long ccw_start(int d, uint32_t cpa, struct ccw_io_region *r)
@@ -372,7 +303,7 @@ static void check_ccw(void)
 	struct vfio_device_info di = { .argsz = sizeof(di) };
 	struct vfio_iommu_type1_dma_map m = { .argsz = sizeof(m) };
 	struct ccw_io_region r;
-	char sch[64], path[PATH_MAX], drv[PATH_MAX], big[256];
+	char sch[64], path[PATH_MAX], drv[NAME_MAX + 1], big[256];
 	int cg, cc, efd, grp;
 	uint8_t *mem;
 	long d;
@@ -391,15 +322,14 @@ static void check_ccw(void)
 	snprintf(path, sizeof(path), "/sys/bus/css/devices/%s/driver_override", sch);
 	ok(!write_file(path, "vfio_ccw"), "driver_override vfio_ccw");
 	ok(!write_file("/sys/bus/css/drivers/vfio_ccw/bind", sch), "bind %s to vfio_ccw", sch);
-	snprintf(path, sizeof(path), "/sys/bus/css/devices/%s/driver", sch);
-	n = readlink(path, drv, sizeof(drv) - 1);
-	drv[n > 0 ? n : 0] = '\0';
-	if (!ok(strstr(drv, "vfio_ccw") != NULL, "%s is on vfio_ccw (%s)", sch, drv))
+	snprintf(path, sizeof(path), "/sys/bus/css/devices/%s", sch);
+	dev_driver(path, drv, sizeof(drv));
+	if (!ok(!strcmp(drv, "vfio_ccw"), "%s is on vfio_ccw (%s)", sch, drv))
 		return;
 	snprintf(path, sizeof(path), "/sys/bus/css/devices/%s/mdev_supported_types/vfio_ccw-io/create", sch);
 	if (!ok(!write_file(path, CCW_UUID), "create the vfio_ccw mdev"))
 		return;
-	grp = group_of("/sys/bus/mdev/devices/" CCW_UUID);
+	grp = mdev_group(CCW_UUID);
 	cg = open_group(grp);
 	cc = open_container();
 	expect(group_flags(cg), VFIO_GROUP_FLAGS_VIABLE, "ccw group viable");
@@ -488,7 +418,7 @@ static void check_ccw(void)
 out:
 	close(cg);
 	close(cc);
-	ok(!write_file("/sys/bus/mdev/devices/" CCW_UUID "/remove", "1"), "ccw: remove the mdev");
+	ok(!mdev_remove(CCW_UUID), "ccw: remove the mdev");
 }
 
 int main(void)
@@ -496,8 +426,7 @@ int main(void)
 	long d, d2, opens, closes, fails;
 	int ret;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	diag("arch %s, mode %s", test_arch(), getenv("VFIO_MODE") ? getenv("VFIO_MODE") : "?");
+	conf_start();
 	ok(modprobe("vfio_iommu_type1") == 0, "modprobe vfio_iommu_type1");
 	check_flavour();
 	check_ccw();
@@ -506,10 +435,10 @@ int main(void)
 		return tap_done();
 	}
 	ok(1, "modprobe vfio_test_mdev");
-	ret = write_file(MDEV_TYPE "/create", UUID);
+	ret = mdev_create(UUID);
 	if (!ok(!ret, "create mdev %s (%s)", UUID, errname(ret)))
 		return tap_done();
-	group = group_of(MDEV_DIR);
+	group = mdev_group(UUID);
 	diag("mdev group %d", group);
 	g = open_group(group);
 	if (!expect(rv(g), EXPECT_FD, "open /dev/vfio/%d", group))
@@ -529,32 +458,32 @@ int main(void)
 	expect(io(g, VFIO_GROUP_GET_DEVICE_FD, UUID " "), -ENODEV, "GET_DEVICE_FD(UUID + blank): no match op");
 	expect(io(g, VFIO_GROUP_GET_DEVICE_FD, "c0f0c0f0"), -ENODEV, "GET_DEVICE_FD(a prefix)");
 
-	opens = vtm("opens");
-	closes = vtm("closes");
+	opens = vtm_stat("opens");
+	closes = vtm_stat("closes");
 	d = io(g, VFIO_GROUP_GET_DEVICE_FD, UUID);
 	if (!expect(d, EXPECT_FD, "GET_DEVICE_FD(%s)", UUID))
 		return tap_done();
-	expect(vtm("opens"), opens + 1, "first open reaches open_device()");
-	expect(vtm("last_open_kvm"), 0, "no VM");
+	expect(vtm_stat("opens"), opens + 1, "first open reaches open_device()");
+	expect(vtm_stat("last_open_kvm"), 0, "no VM");
 	d2 = io(g, VFIO_GROUP_GET_DEVICE_FD, UUID);
 	expect(d2, EXPECT_FD, "a second device fd");
-	expect(vtm("opens"), opens + 1, "the second open does not");
+	expect(vtm_stat("opens"), opens + 1, "the second open does not");
 	check_device_fd(d);
 	expect(io(g, VFIO_GROUP_UNSET_CONTAINER, NULL), -EBUSY, "UNSET_CONTAINER with devices open");
 	close(d);
-	expect(vtm("closes"), closes, "closing one of two fds does not reach close_device()");
+	expect(vtm_stat("closes"), closes, "closing one of two fds does not reach close_device()");
 	if (d2 >= 0)
 		close(d2);
-	expect(vtm("closes"), closes + 1, "the last close does");
-	expect(vtm("open_now"), 0, "nothing open in the driver");
+	expect(vtm_stat("closes"), closes + 1, "the last close does");
+	expect(vtm_stat("open_now"), 0, "nothing open in the driver");
 
 	/* a failing open_device() leaves the group as it was */
-	fails = vtm("open_failures");
-	ok(!write_file(VTM_PARAM "fail_open", "1"), "fail_open=1");
+	fails = vtm_stat("open_failures");
+	ok(!vtm_set("fail_open", 1), "fail_open=1");
 	expect(io(g, VFIO_GROUP_GET_DEVICE_FD, UUID), -EIO, "GET_DEVICE_FD when open_device() fails");
-	expect(vtm("open_failures"), fails + 1, "the driver failed one open");
+	expect(vtm_stat("open_failures"), fails + 1, "the driver failed one open");
 	expect(io(g, VFIO_GROUP_GET_DEVICE_FD, UUID), -EIO, "and again");
-	ok(!write_file(VTM_PARAM "fail_open", "0"), "fail_open=0");
+	ok(!vtm_set("fail_open", 0), "fail_open=0");
 	d = io(g, VFIO_GROUP_GET_DEVICE_FD, UUID);
 	expect(d, EXPECT_FD, "GET_DEVICE_FD works after the failures");
 	if (d >= 0)

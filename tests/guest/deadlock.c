@@ -29,37 +29,15 @@
  *
  * Output is TAP on stdout.
  */
-#define _GNU_SOURCE
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
+#include "tap.h"
+#include "rnd.h"
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
 #include <sys/klog.h>
-#include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <linux/kvm.h>
-#include <linux/vfio.h>
 
 #define MDEV_UUID	"5a1d0ec7-0000-4000-8000-00000000dead"
-#define MDEV_PARENT	"/sys/class/mdev_bus/vfio_test_mdev"
-#define MDEV_DEVICES	"/sys/bus/mdev/devices"
-#define VTM_PARAMS	"/sys/module/vfio_test_mdev/parameters"
-#define VTM_STATUS	"/sys/kernel/debug/vfio_test_mdev/status"
 #define HUNG_TIMEOUT	5
 #define NTESTS		7
 
@@ -77,191 +55,18 @@ struct shared {
 
 static struct shared *sh;
 static bool ours;
-static int test_no;
-static int failures;
-static char group_path[300];
-
-static void ok(bool pass, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!pass)
-		failures++;
-	printf("%s %d - ", pass ? "ok" : "not ok", ++test_no);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static void skip(const char *why)
-{
-	printf("ok %d - # SKIP %s\n", ++test_no, why);
-	fflush(stdout);
-}
-
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("# ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static void bail(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("not ok %d - ", ++test_no);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\nBail out! setup failed\n");
-	fflush(stdout);
-	exit(1);
-}
-
-static long env_long(const char *name, long def)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? strtol(v, NULL, 0) : def;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	if (n < 0) {
-		n = -errno;
-		close(fd);
-		return n;
-	}
-	close(fd);
-	return 0;
-}
-
-static int read_file(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
-}
-
-/* The value of "key" in the test driver's status file, -1 if unreadable. */
-static long long vtm_stat(const char *key)
-{
-	char buf[1024], *p;
-	size_t klen = strlen(key);
-
-	if (read_file(VTM_STATUS, buf, sizeof(buf)))
-		return -1;
-	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-		if (!strncmp(p, key, klen) && p[klen] == ' ')
-			return strtoll(p + klen + 1, NULL, 10);
-	return -1;
-}
-
-static int run(const char *prog, const char *arg)
-{
-	pid_t pid = fork();
-	int st;
-
-	if (pid < 0)
-		return -1;
-	if (!pid) {
-		execlp(prog, prog, "-q", arg, (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static bool module_loaded(const char *name)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "/sys/module/%s", name);
-	return !access(path, F_OK);
-}
+static int group;
 
 static void load(const char *name)
 {
-	if (!module_loaded(name) && run("modprobe", name))
+	if (!module_loaded(name) && modprobe_q(0, name))
 		bail("modprobe %s", name);
 }
 
 static void set_knob(const char *knob, long val)
 {
-	char path[128], v[32];
-
-	snprintf(path, sizeof(path), "%s/%s", VTM_PARAMS, knob);
-	snprintf(v, sizeof(v), "%ld", val);
-	if (write_file(path, v))
-		bail("cannot set %s", path);
-}
-
-/* Creates the test mdev (if needed) and finds its group's device node. */
-static void create_mdev(void)
-{
-	char path[512], link[256], *grp;
-	struct dirent *de;
-	DIR *d;
-	int ret;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/%s", MDEV_DEVICES, MDEV_UUID);
-	if (access(path, F_OK)) {
-		d = opendir(MDEV_PARENT "/mdev_supported_types");
-		if (!d)
-			bail("no %s/mdev_supported_types", MDEV_PARENT);
-		while ((de = readdir(d)) && de->d_name[0] == '.')
-			;
-		if (!de)
-			bail("vfio_test_mdev has no mdev type");
-		snprintf(path, sizeof(path),
-			 MDEV_PARENT "/mdev_supported_types/%s/create",
-			 de->d_name);
-		closedir(d);
-		ret = write_file(path, MDEV_UUID);
-		if (ret)
-			bail("create mdev: %s", strerror(-ret));
-	}
-	snprintf(path, sizeof(path), "%s/%s/iommu_group", MDEV_DEVICES,
-		 MDEV_UUID);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
-		bail("readlink %s: %s", path, strerror(errno));
-	link[n] = '\0';
-	grp = strrchr(link, '/');
-	snprintf(group_path, sizeof(group_path), "/dev/vfio/%s",
-		 grp ? grp + 1 : link);
+	if (vtm_set(knob, val))
+		bail("cannot set %s/%s", VTM_PARAMS, knob);
 }
 
 static void worker_fail(const char *what)
@@ -338,29 +143,13 @@ static void *releaser(void *p)
 
 static void child(long vm_cycle)
 {
-	struct vfio_group_status gs = { .argsz = sizeof(gs) };
 	struct releaser_args ra = { .vm_cycle = vm_cycle };
+	const char *what;
 	pthread_t thr;
 	int container, fd;
 
-	container = open("/dev/vfio/vfio", O_RDWR);
-	if (container < 0) {
-		worker_fail("open /dev/vfio/vfio");
-		_exit(1);
-	}
-	ra.group_fd = open(group_path, O_RDWR);
-	if (ra.group_fd < 0) {
-		worker_fail(group_path);
-		_exit(1);
-	}
-	if (ioctl(ra.group_fd, VFIO_GROUP_GET_STATUS, &gs) ||
-	    !(gs.flags & VFIO_GROUP_FLAGS_VIABLE)) {
-		worker_fail("group not viable");
-		_exit(1);
-	}
-	if (ioctl(ra.group_fd, VFIO_GROUP_SET_CONTAINER, &container) ||
-	    ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU)) {
-		worker_fail("attach group to a type1 container");
+	if (group_attach(group, &container, &ra.group_fd, &what)) {
+		worker_fail(what);
 		_exit(1);
 	}
 	ra.kvm_fd = open("/dev/kvm", O_RDWR);
@@ -424,11 +213,24 @@ static char *kernel_log(void)
 	return buf;
 }
 
+/* Prints text line by line as diagnostics, prefix before each, at most max. */
+static void diag_lines(const char *prefix, const char *text, int max)
+{
+	const char *nl;
+
+	for (; *text && max > 0; max--) {
+		nl = strchr(text, '\n');
+		diag("%s%.*s", prefix, nl ? (int)(nl - text) : (int)strlen(text), text);
+		if (!nl)
+			break;
+		text = nl + 1;
+	}
+}
+
 /* Prints up to max_lines lines of the kernel log from the first report. */
 static bool hung_task_report(int max_lines)
 {
-	char *log = kernel_log(), *p, *nl;
-	int n = 0;
+	char *log = kernel_log(), *p;
 
 	if (!log)
 		return false;
@@ -439,10 +241,7 @@ static bool hung_task_report(int max_lines)
 	}
 	while (p > log && p[-1] != '\n')
 		p--;
-	for (; p && *p && n < max_lines; p = nl ? nl + 1 : NULL, n++) {
-		nl = strchr(p, '\n');
-		diag("dmesg: %.*s", nl ? (int)(nl - p) : (int)strlen(p), p);
-	}
+	diag_lines("dmesg: ", p, max_lines);
 	free(log);
 	return true;
 }
@@ -451,7 +250,7 @@ static bool hung_task_report(int max_lines)
 static char dump_task(pid_t pid, int tid, const char *role, char *stack,
 		      size_t len)
 {
-	char path[96], buf[512], *s, *nl;
+	char path[96], buf[512], *s;
 	char state = '?';
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
@@ -469,18 +268,12 @@ static char dump_task(pid_t pid, int tid, const char *role, char *stack,
 		stack[0] = '\0';
 		diag("  (no %s)", path);
 	}
-	for (s = stack; *s; s = nl + 1) {
-		nl = strchr(s, '\n');
-		if (!nl)
-			break;
-		diag("  %.*s", (int)(nl - s), s);
-	}
+	diag_lines("  ", stack, INT_MAX);
 	return state;
 }
 
 int main(void)
 {
-	const char *mode = getenv("VFIO_MODE");
 	long iters = env_long("DEADLOCK_ITERS", 1000);
 	long timeout = env_long("DEADLOCK_TIMEOUT", 240);
 	long stall = env_long("DEADLOCK_STALL", 10);
@@ -496,36 +289,33 @@ int main(void)
 	int status, i;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("1..%d\n", NTESTS);
-	if (!mode || (strcmp(mode, "stock") && strcmp(mode, "ours")))
-		bail("VFIO_MODE must be stock or ours, not '%s'",
-		     mode ? mode : "");
-	ours = !strcmp(mode, "ours");
+	tap_plan(NTESTS);
+	ours = mode_is_ours();
 	if (!ours)
 		vm_cycle = 0;
 	diag("mode %s: iters %ld, timeout %lds, stall %lds, delay %ldms, hold %ldms, vm cycle %ld",
-	     mode, iters, timeout, stall, delay_ms, hold_ms, vm_cycle);
+	     ours ? "ours" : "stock", iters, timeout, stall, delay_ms, hold_ms, vm_cycle);
 
 	/* 1: setup */
 	snprintf(v, sizeof(v), "%d", HUNG_TIMEOUT);
 	if (write_file("/proc/sys/kernel/hung_task_timeout_secs", v))
 		bail("cannot set hung_task_timeout_secs");
-	if (access(VTM_STATUS, F_OK) && access("/sys/kernel/debug/kvm", F_OK))
-		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	mount_debugfs();
 	load("vfio_iommu_type1");
 	load("vfio_test_mdev");
 	if (!module_loaded("kvm_amd") && !module_loaded("kvm_intel") &&
-	    run("modprobe", "kvm_amd") && run("modprobe", "kvm_intel"))
+	    modprobe_q(0, "kvm_amd") && modprobe_q(0, "kvm_intel"))
 		bail("neither kvm_amd nor kvm_intel loads");
 	set_knob("delay_ms", delay_ms);
 	set_knob("hold_ms", hold_ms);
 	set_knob("fail_open", 0);
 	set_knob("lock_kvm", 1);
-	create_mdev();
+	if (mdev_create(MDEV_UUID) || (group = mdev_group(MDEV_UUID)) < 0)
+		bail("create mdev %s with an IOMMU group", MDEV_UUID);
 	if (hung_task_report(0))
 		diag("a hung-task report is already in the kernel log");
-	ok(true, "setup: modules, knobs, mdev %s in %s", MDEV_UUID,
-	   group_path);
+	ok(true, "setup: modules, knobs, mdev %s in /dev/vfio/%d", MDEV_UUID,
+	   group);
 
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -538,11 +328,11 @@ int main(void)
 		child(vm_cycle);
 
 	/* The watchdog. */
-	t0 = now();
+	t0 = now_s();
 	last_progress = t0;
 	for (;;) {
 		usleep(100000);
-		t = now();
+		t = now_s();
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			pid = 0;
 			break;
@@ -583,7 +373,7 @@ int main(void)
 	diag("opener %llu rounds, releaser %llu rounds, %llu VMs, %.1fs",
 	     (unsigned long long)o, (unsigned long long)r,
 	     (unsigned long long)sh->vms,
-	     hung ? last_progress - t_ready : now() - t_ready);
+	     hung ? last_progress - t_ready : now_s() - t_ready);
 
 	/* 3, 4: the outcome */
 	st_o = st_r = '?';
@@ -604,7 +394,7 @@ int main(void)
 		if (hung)
 			ok(false, "ours: tasks stuck (stacks above)");
 		else
-			skip("no deadlock to inspect");
+			skip("no deadlock to inspect", "ours: the tasks' stacks");
 	} else {
 		ok(hung && ready, "stock: deadlock reproduced (expected on stock) after %llu opener / %llu releaser rounds, %.1fs",
 		   (unsigned long long)o, (unsigned long long)r,
@@ -621,13 +411,8 @@ int main(void)
 	   "the driver saw device->kvm: %lld of %lld opens",
 	   vtm_stat("opens_with_kvm"), vtm_stat("opens"));
 
-	if (!read_file(VTM_STATUS, stack_o, sizeof(stack_o))) {
-		char *l, *save = NULL;
-
-		for (l = strtok_r(stack_o, "\n", &save); l;
-		     l = strtok_r(NULL, "\n", &save))
-			diag("vfio_test_mdev: %s", l);
-	}
+	if (!read_file(VTM_STATUS, stack_o, sizeof(stack_o)))
+		diag_lines("vfio_test_mdev: ", stack_o, INT_MAX);
 
 	/* 6: the kernel's hung-task detector */
 	if (hung) {
@@ -648,19 +433,17 @@ int main(void)
 
 	/* 7: cleanup */
 	if (hung) {
-		skip("deadlocked tasks hold the device; the harness powers off");
+		skip("deadlocked tasks hold the device; the harness powers off", "cleanup");
 		diag("leaving pid %d stuck", pid);
-		return failures ? 1 : 0;
+		return tap_done();
 	}
 	if (pid)
 		waitpid(pid, &status, 0);
-	snprintf(stack_o, sizeof(stack_o), "%s/%s/remove", MDEV_DEVICES,
-		 MDEV_UUID);
-	i = write_file(stack_o, "1");
+	i = mdev_remove(MDEV_UUID);
 	ok(!i && vtm_stat("open_now") == 0 &&
 	   vtm_stat("opens") == vtm_stat("closes") + vtm_stat("open_failures"),
 	   "cleanup: mdev removed (%s), opens %lld = closes %lld, open now %lld",
 	   i ? strerror(-i) : "ok", vtm_stat("opens"), vtm_stat("closes"),
 	   vtm_stat("open_now"));
-	return failures || test_no != NTESTS ? 1 : 0;
+	return tap_done() || tap_n != NTESTS ? 1 : 0;
 }

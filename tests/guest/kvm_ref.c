@@ -25,124 +25,17 @@
  *   6 cleanup: mdev removed, counts at baseline                         both
  * Output is TAP on stdout.
  */
-#define _GNU_SOURCE
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
+#include "tap.h"
+#include "rnd.h"
 #include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/utsname.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <linux/kvm.h>
-#include <linux/vfio.h>
 
 #define MDEV_UUID	"5a1d0ec7-0000-4000-8000-0000000ef001"
-#define MDEV_PARENT	"/sys/class/mdev_bus/vfio_test_mdev"
-#define MDEV_DEVICES	"/sys/bus/mdev/devices"
-#define VTM_PARAMS	"/sys/module/vfio_test_mdev/parameters"
-#define VTM_STATUS	"/sys/kernel/debug/vfio_test_mdev/status"
 #define NTESTS		6
 
 static bool ours;
-static int test_no;
-static int failures;
-static char group_path[300];
 static const char *vendor;	/* kvm_amd or kvm_intel */
 static int group_fd = -1;
-
-static void ok(bool pass, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!pass)
-		failures++;
-	printf("%s %d - ", pass ? "ok" : "not ok", ++test_no);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("# ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static void bail(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("not ok %d - ", ++test_no);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\nBail out! %s\n", strerror(errno));
-	fflush(stdout);
-	exit(1);
-}
-
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	if (n < 0) {
-		n = -errno;
-		close(fd);
-		return n;
-	}
-	close(fd);
-	return 0;
-}
-
-static int read_file(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
-}
-
-static long long vtm_stat(const char *key)
-{
-	char buf[1024], *p;
-	size_t klen = strlen(key);
-
-	if (read_file(VTM_STATUS, buf, sizeof(buf)))
-		return -1;
-	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-		if (!strncmp(p, key, klen) && p[klen] == ' ')
-			return strtoll(p + klen + 1, NULL, 10);
-	return -1;
-}
 
 /* Runs a command, its output to *out (if given); returns its exit code. */
 static int run(char *out, size_t len, const char *const argv[])
@@ -176,97 +69,10 @@ static int run(char *out, size_t len, const char *const argv[])
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static int modprobe(const char *opt, const char *name)
-{
-	const char *argv[] = { "modprobe", "-q", opt, name, NULL };
-
-	if (!*opt) {
-		argv[2] = name;
-		argv[3] = NULL;
-	}
-	return run(NULL, 0, argv);
-}
-
-static bool module_loaded(const char *name)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "/sys/module/%s", name);
-	return !access(path, F_OK);
-}
-
-/* A module's reference count, -1 when it is not loaded. */
-static long refcnt(const char *name)
-{
-	char path[128], buf[32];
-
-	snprintf(path, sizeof(path), "/sys/module/%s/refcnt", name);
-	if (read_file(path, buf, sizeof(buf)))
-		return -1;
-	return strtol(buf, NULL, 10);
-}
-
 static void set_knob(const char *knob, int val)
 {
-	char path[128];
-
-	snprintf(path, sizeof(path), "%s/%s", VTM_PARAMS, knob);
-	if (write_file(path, val ? "1" : "0"))
-		bail("cannot set %s", path);
-}
-
-static void create_mdev(void)
-{
-	char path[512], link[256], *grp;
-	struct dirent *de;
-	DIR *d;
-	int ret;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/%s", MDEV_DEVICES, MDEV_UUID);
-	if (access(path, F_OK)) {
-		d = opendir(MDEV_PARENT "/mdev_supported_types");
-		if (!d)
-			bail("no %s/mdev_supported_types", MDEV_PARENT);
-		while ((de = readdir(d)) && de->d_name[0] == '.')
-			;
-		if (!de)
-			bail("vfio_test_mdev has no mdev type");
-		snprintf(path, sizeof(path),
-			 MDEV_PARENT "/mdev_supported_types/%s/create",
-			 de->d_name);
-		closedir(d);
-		ret = write_file(path, MDEV_UUID);
-		if (ret)
-			bail("create mdev: %s", strerror(-ret));
-	}
-	snprintf(path, sizeof(path), "%s/%s/iommu_group", MDEV_DEVICES,
-		 MDEV_UUID);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
-		bail("readlink %s", path);
-	link[n] = '\0';
-	grp = strrchr(link, '/');
-	snprintf(group_path, sizeof(group_path), "/dev/vfio/%s",
-		 grp ? grp + 1 : link);
-}
-
-static void open_group(void)
-{
-	struct vfio_group_status gs = { .argsz = sizeof(gs) };
-	int container = open("/dev/vfio/vfio", O_RDWR);
-
-	if (container < 0)
-		bail("open /dev/vfio/vfio");
-	group_fd = open(group_path, O_RDWR);
-	if (group_fd < 0)
-		bail("open %s", group_path);
-	if (ioctl(group_fd, VFIO_GROUP_GET_STATUS, &gs) ||
-	    !(gs.flags & VFIO_GROUP_FLAGS_VIABLE))
-		bail("group %s not viable", group_path);
-	if (ioctl(group_fd, VFIO_GROUP_SET_CONTAINER, &container) ||
-	    ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU))
-		bail("attach %s to a type1 container", group_path);
+	if (vtm_set(knob, val))
+		bail("cannot set %s/%s", VTM_PARAMS, knob);
 }
 
 static int open_device(void)
@@ -349,38 +155,35 @@ static void check_depends(void)
 
 int main(void)
 {
-	const char *mode = getenv("VFIO_MODE");
 	long base_kvm, base_vendor, r_kvm, r_vendor;
 	struct vm vm;
-	int kvm_fd, keeper, d1, d2, err;
+	int kvm_fd, keeper, container, group, d1, d2, err;
+	const char *what;
 	bool alive, pass;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("1..%d\n", NTESTS);
-	if (!mode || (strcmp(mode, "stock") && strcmp(mode, "ours")))
-		bail("VFIO_MODE must be stock or ours, not '%s'",
-		     mode ? mode : "");
-	ours = !strcmp(mode, "ours");
+	tap_plan(NTESTS);
+	ours = mode_is_ours();
 
-	if (access("/sys/kernel/debug/kvm", F_OK) &&
-	    access(VTM_STATUS, F_OK))
-		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	mount_debugfs();
 
 	/* 1: kvm.ko not loaded */
 	if (module_loaded("kvm")) {
-		modprobe("-r", "kvm_amd");
-		modprobe("-r", "kvm_intel");
-		modprobe("-r", "kvm");
+		modprobe_q(1, "kvm_amd");
+		modprobe_q(1, "kvm_intel");
+		modprobe_q(1, "kvm");
 	}
 	if (!module_loaded("vfio_iommu_type1") &&
-	    modprobe("", "vfio_iommu_type1"))
+	    modprobe_q(0, "vfio_iommu_type1"))
 		bail("modprobe vfio_iommu_type1");
-	if (!module_loaded("vfio_test_mdev") && modprobe("", "vfio_test_mdev"))
+	if (!module_loaded("vfio_test_mdev") && modprobe_q(0, "vfio_test_mdev"))
 		bail("modprobe vfio_test_mdev");
 	set_knob("fail_open", 0);
 	set_knob("lock_kvm", 1);
-	create_mdev();
-	open_group();
+	if (mdev_create(MDEV_UUID) || (group = mdev_group(MDEV_UUID)) < 0)
+		bail("create mdev %s with an IOMMU group", MDEV_UUID);
+	if (group_attach(group, &container, &group_fd, &what))
+		bail("%s: /dev/vfio/%d in a type1 container", what, group);
 	d1 = open_device();
 	err = errno;
 	ok(!module_loaded("kvm") && d1 >= 0 && vtm_stat("last_open_kvm") == 0,
@@ -393,7 +196,7 @@ int main(void)
 	/* 2 */
 	check_depends();
 
-	if (modprobe("", "kvm_amd") && modprobe("", "kvm_intel"))
+	if (modprobe_q(0, "kvm_amd") && modprobe_q(0, "kvm_intel"))
 		bail("neither kvm_amd nor kvm_intel loads");
 	vendor = module_loaded("kvm_amd") ? "kvm_amd" : "kvm_intel";
 	kvm_fd = open("/dev/kvm", O_RDWR);
@@ -407,8 +210,8 @@ int main(void)
 	keeper = ioctl(kvm_fd, KVM_CREATE_VM, 0);
 	if (keeper < 0)
 		bail("KVM_CREATE_VM");
-	base_kvm = refcnt("kvm");
-	base_vendor = refcnt(vendor);
+	base_kvm = mod_refcnt("kvm");
+	base_vendor = mod_refcnt(vendor);
 	diag("baseline: kvm refcnt %ld, %s refcnt %ld", base_kvm, vendor,
 	     base_vendor);
 
@@ -430,8 +233,8 @@ int main(void)
 	       (!ours || vtm_stat("last_kvm_users") == 3);
 	vm_close_fds(&vm);
 	alive = vm_alive(&vm);
-	r_kvm = refcnt("kvm");
-	r_vendor = refcnt(vendor);
+	r_kvm = mod_refcnt("kvm");
+	r_vendor = mod_refcnt(vendor);
 	diag("VM and KVM VFIO fds closed: VM %s, kvm refcnt %ld, %s refcnt %ld",
 	     alive ? "alive" : "gone", r_kvm, vendor, r_vendor);
 	if (ours)
@@ -448,8 +251,8 @@ int main(void)
 	pass = alive == ours;
 	close(d2);
 	alive = vm_alive(&vm);
-	r_kvm = refcnt("kvm");
-	r_vendor = refcnt(vendor);
+	r_kvm = mod_refcnt("kvm");
+	r_vendor = mod_refcnt(vendor);
 	diag("last device fd closed: VM %s, kvm refcnt %ld, %s refcnt %ld, closes with kvm %lld",
 	     alive ? "alive" : "gone", r_kvm, vendor, r_vendor,
 	     vtm_stat("closes_with_kvm"));
@@ -474,8 +277,8 @@ int main(void)
 	set_knob("fail_open", 0);
 	vm_close_fds(&vm);
 	alive = vm_alive(&vm);
-	r_kvm = refcnt("kvm");
-	r_vendor = refcnt(vendor);
+	r_kvm = mod_refcnt("kvm");
+	r_vendor = mod_refcnt(vendor);
 	ok(pass && !alive && r_kvm == base_kvm && r_vendor == base_vendor,
 	   "failed open_device() leaves no reference: VM %s after its fds closed, kvm refcnt %ld/%ld, %s refcnt %ld/%ld",
 	   alive ? "ALIVE" : "gone", r_kvm, base_kvm, vendor, r_vendor,
@@ -483,15 +286,14 @@ int main(void)
 
 	/* 6: cleanup */
 	close(group_fd);
-	snprintf(vm.dir, sizeof(vm.dir), "%s/%s/remove", MDEV_DEVICES,
-		 MDEV_UUID);
-	err = write_file(vm.dir, "1");
-	ok(!err && vtm_stat("open_now") == 0 && refcnt("kvm") == base_kvm &&
-	   refcnt(vendor) == base_vendor,
+	err = mdev_remove(MDEV_UUID);
+	ok(!err && vtm_stat("open_now") == 0 && mod_refcnt("kvm") == base_kvm &&
+	   mod_refcnt(vendor) == base_vendor,
 	   "cleanup: mdev removed (%s), open now %lld, kvm refcnt %ld, %s refcnt %ld",
-	   err ? strerror(-err) : "ok", vtm_stat("open_now"), refcnt("kvm"),
-	   vendor, refcnt(vendor));
+	   err ? strerror(-err) : "ok", vtm_stat("open_now"), mod_refcnt("kvm"),
+	   vendor, mod_refcnt(vendor));
 	close(keeper);
 	close(kvm_fd);
-	return failures ? 1 : 0;
+	close(container);
+	return tap_done();
 }

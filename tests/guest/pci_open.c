@@ -5,54 +5,24 @@
  * group to vfio-pci, then walks the uAPI step by step, each step a TAP line
  * that carries errno on failure. Guest test: static, TAP on stdout.
  */
-#include <dirent.h>
+#include "tap.h"
 #include <endian.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include <linux/vfio.h>
 
-#define EDU_VENDOR	0x1234
-#define EDU_DEVICE	0x11e8
 #define DMA_IOVA	0x10000000ULL
 #define DMA_SIZE	(1UL << 20)
 
-static int tests;
-static int failures;
-
-static void result(int ok, int err, const char *fmt, ...)
+/* A step's check; a failed one shows its errno and stops the test. */
+static void step(int pass, int err, const char *what)
 {
-	va_list ap;
+	char why[128] = "";
 
-	tests++;
-	if (!ok)
-		failures++;
-	printf("%s %d - ", ok ? "ok" : "not ok", tests);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	if (!ok && err)
-		printf(": %s (errno %d)", strerror(err), err);
-	printf("\n");
-	fflush(stdout);
-}
-
-/* Stops the test: the later steps depend on the failed one. */
-static void __attribute__((noreturn)) bail(void)
-{
-	printf("# bailing out after %d failed step(s)\n", failures);
-	printf("1..%d\n", tests);
-	exit(1);
+	if (!pass && err)
+		snprintf(why, sizeof(why), ": %s (errno %d)", strerror(err), err);
+	if (ok(pass, "%s%s", what, why))
+		return;
+	/* the later steps depend on the failed one */
+	diag("bailing out after %d failed step(s)", tap_failed);
+	exit(tap_done());
 }
 
 /* errno is reset after each step, so a failed step shows its own errno. */
@@ -60,128 +30,12 @@ static void __attribute__((noreturn)) bail(void)
 	do {							\
 		int ok_ = !!(cond);				\
 		int err_ = errno;				\
-		result(ok_, err_, __VA_ARGS__);			\
-		if (!ok_)					\
-			bail();					\
+		char what_[256];				\
+								\
+		snprintf(what_, sizeof(what_), __VA_ARGS__);	\
+		step(ok_, err_, what_);				\
 		errno = 0;					\
 	} while (0)
-
-static int read_hex(const char *path, unsigned long *val)
-{
-	char buf[32];
-	FILE *f = fopen(path, "r");
-	int ret = -1;
-
-	if (!f)
-		return -1;
-	if (fgets(buf, sizeof(buf), f)) {
-		*val = strtoul(buf, NULL, 16);
-		ret = 0;
-	}
-	fclose(f);
-	return ret;
-}
-
-static int write_str(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-	int err;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, val, strlen(val));
-	err = errno;
-	close(fd);
-	errno = err;
-	return n == (ssize_t)strlen(val) ? 0 : -1;
-}
-
-static int run(const char *cmd, const char *arg)
-{
-	pid_t pid = fork();
-	int status;
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		execlp(cmd, cmd, arg, (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) < 0)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static int find_edu(char *bdf, size_t len)
-{
-	DIR *d = opendir("/sys/bus/pci/devices");
-	struct dirent *e;
-	char path[PATH_MAX];
-	unsigned long ven, dev;
-	int found = 0;
-
-	if (!d)
-		return 0;
-	while (!found && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", e->d_name);
-		if (read_hex(path, &ven))
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", e->d_name);
-		if (read_hex(path, &dev))
-			continue;
-		if (ven == EDU_VENDOR && dev == EDU_DEVICE) {
-			snprintf(bdf, len, "%s", e->d_name);
-			found = 1;
-		}
-	}
-	closedir(d);
-	return found;
-}
-
-static int driver_of(const char *bdf, char *drv, size_t len)
-{
-	char path[PATH_MAX], link[PATH_MAX];
-	ssize_t n;
-	char *base;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0) {
-		snprintf(drv, len, "(none)");
-		return -1;
-	}
-	link[n] = '\0';
-	base = strrchr(link, '/');
-	snprintf(drv, len, "%s", base ? base + 1 : link);
-	return 0;
-}
-
-/* driver_override + unbind + drivers_probe, then check the binding. */
-static int bind_vfio(const char *bdf)
-{
-	char path[PATH_MAX], drv[PATH_MAX];
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override", bdf);
-	if (write_str(path, "vfio-pci"))
-		return -1;
-	if (!driver_of(bdf, drv, sizeof(drv))) {
-		if (!strcmp(drv, "vfio-pci"))
-			return 0;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver/unbind", bdf);
-		if (write_str(path, bdf))
-			return -1;
-	}
-	if (write_str("/sys/bus/pci/drivers_probe", bdf))
-		return -1;
-	if (driver_of(bdf, drv, sizeof(drv)) || strcmp(drv, "vfio-pci")) {
-		errno = ENODEV;
-		return -1;
-	}
-	return 0;
-}
 
 static int bind_group(int group, int *count)
 {
@@ -198,12 +52,11 @@ static int bind_group(int group, int *count)
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
-		if (bind_vfio(e->d_name)) {
-			int err = errno;
-
-			printf("# cannot bind %s to vfio-pci: %s\n", e->d_name, strerror(err));
+		ret = pci_bind(e->d_name, "vfio-pci");
+		if (ret) {
+			diag("cannot bind %s to vfio-pci: %s", e->d_name, strerror(-ret));
+			errno = -ret;
 			ret = -1;
-			errno = err;
 			break;
 		}
 		(*count)++;
@@ -221,35 +74,31 @@ int main(void)
 	struct vfio_device_info dinfo = { .argsz = sizeof(dinfo) };
 	struct vfio_region_info cfg = { .argsz = sizeof(cfg) };
 	struct vfio_region_info bar0 = { .argsz = sizeof(bar0) };
-	char bdf[NAME_MAX + 1], path[PATH_MAX], link[PATH_MAX], drv[PATH_MAX];
-	int container, group_fd, device, group, members, iommu, ret;
+	char bdf[NAME_MAX + 1], path[PATH_MAX], drv[64];
+	int container, group_fd, device, group, members = 0, iommu, ret;
 	uint16_t ids[2];
 	uint32_t ident;
 	ssize_t n;
 	void *buf;
-	char *p;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	STEP(find_edu(bdf, sizeof(bdf)), "found the edu device %04x:%04x", EDU_VENDOR, EDU_DEVICE);
-	printf("# edu is %s\n", bdf);
+	STEP(pci_find(EDU_VENDOR, EDU_DEVICE, bdf, sizeof(bdf)), "found the edu device %04x:%04x",
+	     EDU_VENDOR, EDU_DEVICE);
+	diag("edu is %s", bdf);
 
-	ret = run("modprobe", "vfio_pci");
+	ret = modprobe("vfio_pci");
 	STEP(ret == 0, "modprobe vfio_pci (status %d)", ret);
 
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	STEP(n > 0, "%s has an IOMMU group", bdf);
-	link[n] = '\0';
-	p = strrchr(link, '/');
-	group = atoi(p ? p + 1 : link);
-	printf("# IOMMU group %d\n", group);
+	group = pci_group(bdf);
+	STEP(group >= 0, "%s has an IOMMU group", bdf);
+	diag("IOMMU group %d", group);
 
 	STEP(!bind_group(group, &members), "bound IOMMU group %d to vfio-pci", group);
-	driver_of(bdf, drv, sizeof(drv));
-	printf("# %d device(s) in the group, %s is bound to %s\n", members, bdf, drv);
+	pci_driver(bdf, drv, sizeof(drv));
+	diag("%d device(s) in the group, %s is bound to %s", members, bdf, drv);
 
-	container = open("/dev/vfio/vfio", O_RDWR);
+	container = open_container();
 	STEP(container >= 0, "open /dev/vfio/vfio");
 
 	ret = ioctl(container, VFIO_GET_API_VERSION);
@@ -259,10 +108,10 @@ int main(void)
 	STEP(ret == 1, "VFIO_CHECK_EXTENSION(VFIO_TYPE1_IOMMU) (got %d)", ret);
 	iommu = ioctl(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) == 1 ?
 		VFIO_TYPE1v2_IOMMU : VFIO_TYPE1_IOMMU;
-	printf("# using %s\n", iommu == VFIO_TYPE1v2_IOMMU ? "VFIO_TYPE1v2_IOMMU" : "VFIO_TYPE1_IOMMU");
+	diag("using %s", iommu == VFIO_TYPE1v2_IOMMU ? "VFIO_TYPE1v2_IOMMU" : "VFIO_TYPE1_IOMMU");
 
 	snprintf(path, sizeof(path), "/dev/vfio/%d", group);
-	group_fd = open(path, O_RDWR);
+	group_fd = open_group(group);
 	STEP(group_fd >= 0, "open %s", path);
 
 	ret = ioctl(group_fd, VFIO_GROUP_GET_STATUS, &gstatus);
@@ -337,10 +186,9 @@ int main(void)
 	STEP(!close(container), "close the container");
 
 	/* Everything is released: the group can be opened again. */
-	group_fd = open(path, O_RDWR);
+	group_fd = open_group(group);
 	STEP(group_fd >= 0, "reopen %s after release", path);
 	close(group_fd);
 
-	printf("1..%d\n", tests);
-	return failures ? 1 : 0;
+	return tap_done();
 }

@@ -17,19 +17,7 @@
  * the config space region must match sysfs. One line per device on stdout;
  * errors on stderr with errno; exit 0 only if every step worked.
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <linux/vfio.h>
+#include "tap.h"
 
 struct vdev {
 	int container;
@@ -44,22 +32,6 @@ static int fail(const char *dev, const char *what)
 	fprintf(stderr, "swap_open: %s: %s: %s (errno %d)\n", dev, what,
 		strerror(err), err);
 	return -1;
-}
-
-static int read_hex(const char *path, unsigned long *val)
-{
-	char buf[32];
-	FILE *f = fopen(path, "r");
-	int ret = -1;
-
-	if (!f)
-		return -1;
-	if (fgets(buf, sizeof(buf), f)) {
-		*val = strtoul(buf, NULL, 16);
-		ret = 0;
-	}
-	fclose(f);
-	return ret;
 }
 
 /* The sysfs directory of DEV and whether it is a PCI device. */
@@ -80,7 +52,7 @@ static int check_pci(const char *dev, const char *dir, int fd)
 {
 	struct vfio_region_info cfg = { .argsz = sizeof(cfg) };
 	char path[PATH_MAX + 16];
-	unsigned long vendor;
+	long vendor;
 	uint16_t id;
 
 	cfg.index = VFIO_PCI_CONFIG_REGION_INDEX;
@@ -89,14 +61,15 @@ static int check_pci(const char *dev, const char *dir, int fd)
 	if (pread(fd, &id, sizeof(id), cfg.offset) != sizeof(id))
 		return fail(dev, "read the config space");
 	snprintf(path, sizeof(path), "%s/vendor", dir);
-	if (read_hex(path, &vendor))
+	vendor = read_num(path);
+	if (vendor < 0)
 		return fail(dev, "read its sysfs vendor");
 	/* The config space is little endian on every architecture. */
 	id = (uint16_t)(((const uint8_t *)&id)[0] | ((const uint8_t *)&id)[1] << 8);
 	if (id != vendor) {
 		errno = EIO;
 		fprintf(stderr, "swap_open: %s: vendor %#06x through vfio, %#06lx in sysfs\n",
-			dev, id, vendor);
+			dev, id, (unsigned long)vendor);
 		return -1;
 	}
 	return 0;
@@ -104,43 +77,20 @@ static int check_pci(const char *dev, const char *dir, int fd)
 
 static int open_dev(const char *dev, struct vdev *v)
 {
-	struct vfio_group_status st = { .argsz = sizeof(st) };
 	struct vfio_device_info info = { .argsz = sizeof(info) };
-	char dir[PATH_MAX], path[PATH_MAX + 32], link[PATH_MAX];
-	int pci, iommu;
-	ssize_t n;
-	char *p;
+	char dir[PATH_MAX];
+	const char *what;
+	int pci, group;
 
 	if (dev_dir(dev, dir, sizeof(dir), &pci))
 		return fail(dev, "no such PCI device or mdev");
-	snprintf(path, sizeof(path), "%s/iommu_group", dir);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
+	group = group_of(dir);
+	if (group < 0)
 		return fail(dev, "no IOMMU group");
-	link[n] = '\0';
-	p = strrchr(link, '/');
-	snprintf(path, sizeof(path), "/dev/vfio/%s", p ? p + 1 : link);
-
-	v->container = open("/dev/vfio/vfio", O_RDWR);
-	if (v->container < 0)
-		return fail(dev, "open /dev/vfio/vfio");
+	if (group_attach(group, &v->container, &v->group, &what))
+		return fail(dev, what);
 	if (ioctl(v->container, VFIO_GET_API_VERSION) != VFIO_API_VERSION)
 		return fail(dev, "VFIO_GET_API_VERSION");
-	v->group = open(path, O_RDWR);
-	if (v->group < 0)
-		return fail(dev, path);
-	if (ioctl(v->group, VFIO_GROUP_GET_STATUS, &st))
-		return fail(dev, "VFIO_GROUP_GET_STATUS");
-	if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE)) {
-		errno = EBUSY;
-		return fail(dev, "group not viable");
-	}
-	if (ioctl(v->group, VFIO_GROUP_SET_CONTAINER, &v->container))
-		return fail(dev, "VFIO_GROUP_SET_CONTAINER");
-	iommu = ioctl(v->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) == 1 ?
-		VFIO_TYPE1v2_IOMMU : VFIO_TYPE1_IOMMU;
-	if (ioctl(v->container, VFIO_SET_IOMMU, iommu))
-		return fail(dev, "VFIO_SET_IOMMU");
 	v->device = ioctl(v->group, VFIO_GROUP_GET_DEVICE_FD, dev);
 	if (v->device < 0)
 		return fail(dev, "VFIO_GROUP_GET_DEVICE_FD");
@@ -154,7 +104,7 @@ static int open_dev(const char *dev, struct vdev *v)
 		if (check_pci(dev, dir, v->device))
 			return -1;
 	}
-	printf("opened %s (%s, group %s)\n", dev, pci ? "pci" : "mdev", path);
+	printf("opened %s (%s, group /dev/vfio/%d)\n", dev, pci ? "pci" : "mdev", group);
 	return 0;
 }
 

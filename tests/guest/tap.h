@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * tap.h: shared helpers of the uAPI conformance tests (conf_*.c): TAP
- * output, ioctl results as values or -errno, sysfs and PCI binding helpers.
+ * tap.h: shared helpers of the C programs of tests/guest: TAP output,
+ * ioctl results as values or -errno, sysfs and PCI binding helpers, a group
+ * in a type1 container, DMA maps, and what the uAPI conformance tests
+ * (conf_*.c) have in common.
  *
  * The conformance tests are differential: every expected value is what the
  * stock 6.1 vfio stack returns, so the same program passes on the stock
@@ -44,6 +46,7 @@
 
 static int tap_n;
 static int tap_failed;
+static int tap_planned;
 
 static inline void tap_vline(int ok, const char *directive, const char *fmt, va_list ap)
 {
@@ -91,6 +94,41 @@ static inline void __attribute__((format(printf, 1, 2))) diag(const char *fmt, .
 	va_end(ap);
 	printf("\n");
 	fflush(stdout);
+}
+
+/* The plan up front ("1..n"), for a test that knows its count; tap_done() then prints none. */
+static inline void tap_plan(int n)
+{
+	printf("1..%d\n", n);
+	fflush(stdout);
+	tap_planned = 1;
+}
+
+/*
+ * A step that all the rest needs failed: "not ok N - what", then "Bail out!"
+ * with errno as the step left it, and exit status 1.
+ */
+static inline void __attribute__((noreturn, format(printf, 1, 2))) bail(const char *fmt, ...)
+{
+	int err = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	tap_vline(0, NULL, fmt, ap);
+	va_end(ap);
+	printf("Bail out! %s\n", strerror(err));
+	fflush(stdout);
+	exit(1);
+}
+
+/* The vfio.ko flavour under test (VFIO_MODE): 1 ours, 0 stock, else bail out. */
+static inline int mode_is_ours(void)
+{
+	const char *mode = getenv("VFIO_MODE");
+
+	if (!mode || (strcmp(mode, "stock") && strcmp(mode, "ours")))
+		bail("VFIO_MODE must be stock or ours, not '%s'", mode ? mode : "");
+	return !strcmp(mode, "ours");
 }
 
 static inline const char *errname(long v)
@@ -171,7 +209,8 @@ expect(long got, long want, const char *fmt, ...)
 
 static inline int tap_done(void)
 {
-	printf("1..%d\n", tap_n);
+	if (!tap_planned)
+		printf("1..%d\n", tap_n);
 	if (tap_failed)
 		printf("# %d of %d checks failed\n", tap_failed, tap_n);
 	fflush(stdout);
@@ -267,20 +306,30 @@ static inline int modprobe(const char *mod)
 	return run_cmd(argv);
 }
 
+/* The last component of what the symlink path points to: 0, or -errno. */
+static inline int link_name(const char *path, char *name, size_t len)
+{
+	char link[PATH_MAX];
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
+	char *p;
+
+	if (n < 0)
+		return -errno;
+	link[n] = '\0';
+	p = strrchr(link, '/');
+	snprintf(name, len, "%s", p ? p + 1 : link);
+	return 0;
+}
+
 /* The IOMMU group number of a device (its sysfs directory), or -1. */
 static inline int group_of(const char *devdir)
 {
-	char path[PATH_MAX], link[PATH_MAX];
-	ssize_t n;
-	char *p;
+	char path[PATH_MAX], name[NAME_MAX + 1];
 
 	snprintf(path, sizeof(path), "%s/iommu_group", devdir);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
+	if (link_name(path, name, sizeof(name)))
 		return -1;
-	link[n] = '\0';
-	p = strrchr(link, '/');
-	return atoi(p ? p + 1 : link);
+	return atoi(name);
 }
 
 static inline int pci_group(const char *bdf)
@@ -291,24 +340,31 @@ static inline int pci_group(const char *bdf)
 	return group_of(dir);
 }
 
-/* The first PCI device with these IDs: its name in bdf. */
-static inline int pci_find(unsigned int ven, unsigned int dev, char *bdf, size_t len)
+/*
+ * The first device on /sys/bus/BUS whose n sysfs attributes attr[] read as
+ * the numbers val[]: its name in name. 1 found, 0 not.
+ */
+static inline int bus_find(const char *bus, const char *const attr[], const long val[], int n,
+			   char *name, size_t len)
 {
-	DIR *d = opendir("/sys/bus/pci/devices");
-	char path[PATH_MAX];
+	char dir[PATH_MAX], path[PATH_MAX];
 	struct dirent *e;
-	int found = 0;
+	int found = 0, i;
+	DIR *d;
 
+	snprintf(dir, sizeof(dir), "/sys/bus/%s/devices", bus);
+	d = opendir(dir);
 	while (d && !found && (e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", e->d_name);
-		if (read_num(path) != (long)ven)
+		for (i = 0; i < n; i++) {
+			snprintf(path, sizeof(path), "%s/%s/%s", dir, e->d_name, attr[i]);
+			if (read_num(path) != val[i])
+				break;
+		}
+		if (i < n)
 			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", e->d_name);
-		if (read_num(path) != (long)dev)
-			continue;
-		snprintf(bdf, len, "%s", e->d_name);
+		snprintf(name, len, "%s", e->d_name);
 		found = 1;
 	}
 	if (d)
@@ -316,22 +372,32 @@ static inline int pci_find(unsigned int ven, unsigned int dev, char *bdf, size_t
 	return found;
 }
 
+/* The first PCI device with these IDs: its name in bdf. */
+static inline int pci_find(unsigned int ven, unsigned int dev, char *bdf, size_t len)
+{
+	static const char *const ids[] = { "vendor", "device" };
+	const long val[] = { ven, dev };
+
+	return bus_find("pci", ids, val, 2, bdf, len);
+}
+
+/* The driver a device (its sysfs directory) is bound to, "" when none. */
+static inline void dev_driver(const char *devdir, char *drv, size_t len)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/driver", devdir);
+	if (link_name(path, drv, len))
+		drv[0] = '\0';
+}
+
 /* The driver a PCI device is bound to, "" when none. */
 static inline void pci_driver(const char *bdf, char *drv, size_t len)
 {
-	char path[PATH_MAX], link[PATH_MAX];
-	ssize_t n;
-	char *p;
+	char dir[PATH_MAX];
 
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0) {
-		drv[0] = '\0';
-		return;
-	}
-	link[n] = '\0';
-	p = strrchr(link, '/');
-	snprintf(drv, len, "%s", p ? p + 1 : link);
+	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s", bdf);
+	dev_driver(dir, drv, len);
 }
 
 /*
@@ -392,6 +458,30 @@ static inline int wait_child(pid_t pid, int *st, int ms)
 	return 0;
 }
 
+/*
+ * Writes s to path in a child process, for a write that blocks (a device
+ * removal waiting for a close): its pid. The child closes every fd but
+ * stdio first: an inherited device fd would keep the device busy forever.
+ */
+static inline pid_t write_file_child(const char *path, const char *s)
+{
+	pid_t pid = fork();
+
+	if (!pid) {
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
+		_exit(write_file(path, s) ? 1 : 0);
+	}
+	return pid;
+}
+
+/* A child wait_child() did not see exit: killed and reaped. */
+static inline void kill_child(pid_t pid, int *st)
+{
+	kill(pid, SIGKILL);
+	wait_child(pid, st, 5000);
+}
+
 static inline int open_container(void)
 {
 	return open("/dev/vfio/vfio", O_RDWR);
@@ -411,6 +501,75 @@ static inline long group_flags(int gfd)
 	long r = io(gfd, VFIO_GROUP_GET_STATUS, &st);
 
 	return r < 0 ? r : (long)st.flags;
+}
+
+/*
+ * Opens the group number group and a container, puts the group in it and
+ * sets the type1 IOMMU (v2 where the container offers it), the way QEMU
+ * does: 0 with the fds in *cfd and *gfd, or -1 with errno set and *what
+ * naming the step that failed (what it opened stays open).
+ */
+static inline int group_attach(int group, int *cfd, int *gfd, const char **what)
+{
+	long flags, iommu;
+
+	*gfd = -1;
+	*what = "open /dev/vfio/vfio";
+	*cfd = open_container();
+	if (*cfd < 0)
+		return -1;
+	*what = "open the group";
+	*gfd = open_group(group);
+	if (*gfd < 0)
+		return -1;
+	*what = "group not viable";
+	flags = group_flags(*gfd);
+	if (flags < 0 || !(flags & VFIO_GROUP_FLAGS_VIABLE)) {
+		errno = flags < 0 ? -flags : EBUSY;
+		return -1;
+	}
+	*what = "VFIO_GROUP_SET_CONTAINER";
+	if (ioctl(*gfd, VFIO_GROUP_SET_CONTAINER, cfd))
+		return -1;
+	*what = "VFIO_SET_IOMMU";
+	iommu = ioctl(*cfd, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) == 1 ?
+		VFIO_TYPE1v2_IOMMU : VFIO_TYPE1_IOMMU;
+	return ioctl(*cfd, VFIO_SET_IOMMU, iommu) ? -1 : 0;
+}
+
+/* VFIO_IOMMU_MAP_DMA on container c: 0 or -errno. */
+static inline long dma_map(int c, uint64_t iova, uint64_t size, uint64_t vaddr, uint32_t flags)
+{
+	struct vfio_iommu_type1_dma_map m = {
+		.argsz = sizeof(m), .flags = flags, .vaddr = vaddr, .iova = iova, .size = size,
+	};
+
+	return io(c, VFIO_IOMMU_MAP_DMA, &m);
+}
+
+/* VFIO_IOMMU_UNMAP_DMA on container c: the size unmapped, or -errno. */
+static inline long dma_unmap(int c, uint64_t iova, uint64_t size, uint32_t flags)
+{
+	struct vfio_iommu_type1_dma_unmap u = {
+		.argsz = sizeof(u), .flags = flags, .iova = iova, .size = size,
+	};
+	long r = io(c, VFIO_IOMMU_UNMAP_DMA, &u);
+
+	return r < 0 ? r : (long)u.size;
+}
+
+/* VFIO_DEVICE_FEATURE with these flags, argsz and 64 bytes of zeroes behind it. */
+static inline long device_feature(int d, unsigned int flags, size_t argsz)
+{
+	struct {
+		struct vfio_device_feature f;
+		uint8_t data[64];
+	} __attribute__((packed)) buf;
+
+	memset(&buf, 0, sizeof(buf));
+	buf.f.argsz = argsz;
+	buf.f.flags = flags;
+	return io(d, VFIO_DEVICE_FEATURE, &buf);
 }
 
 static inline long type1_refcnt(void)
@@ -450,6 +609,30 @@ static inline void check_flavour(void)
 	}
 	read_file("/sys/module/vfio/version", ver, sizeof(ver));
 	ok(!strcmp(mode, "stock") == !strcmp(ver, "0.3"), "vfio.ko is the %s one (version %s)", mode, ver);
+}
+
+/* A conformance test starts: line-buffered TAP, and where it runs. */
+static inline void conf_start(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	diag("arch %s, mode %s", test_arch(), getenv("VFIO_MODE") ? getenv("VFIO_MODE") : "?");
+}
+
+/*
+ * vfio-pci loaded, the flavour checked and the test's PCI device bound to
+ * it (conf_pci_device()), each a check: 0, or the failing -errno.
+ */
+static inline int conf_pci_setup(char *bdf, size_t len, int *group)
+{
+	int ret;
+
+	ok(modprobe("vfio_pci") == 0, "modprobe vfio_pci");
+	check_flavour();
+	ret = conf_pci_device(bdf, len, group);
+	if (!ok(!ret, "a PCI device for the tests bound to vfio-pci (%s)", errname(ret)))
+		return ret;
+	diag("device %s, IOMMU group %d", bdf, *group);
+	return 0;
 }
 
 /* VFIO_DEVICE_SET_IRQS with count eventfds (fd -1 unassigns one). */
