@@ -244,6 +244,8 @@ key=$( {
 	echo "$moddir ${EXTRA_MODULE_SEEDS:-}"
 	find "$moddir/kernel" -name '*.ko*' -printf '%P %s %T@\n' | sort
 } | sha256sum | cut -c1-16)
+# Held to the end: a concurrent run with another key would otherwise
+# delete the base this one is still reading.
 exec 9>"$cache/lock"
 flock 9
 if [ ! -f "$cache/$key.cpio" ]; then
@@ -253,7 +255,6 @@ if [ ! -f "$cache/$key.cpio" ]; then
 	mv "$cache/stage-$key" "$cache/base"
 	mv "$cache/stage-$key.cpio" "$cache/$key.cpio"
 fi
-flock -u 9
 base=$cache/$key.cpio
 [ ${#mod_index[@]} -gt 0 ] || index_modules
 
