@@ -36,9 +36,9 @@
  *     container->group_lock
  *       vfio.iommu_drivers_lock
  *
- * IOMMU backend callbacks run with container->group_lock held, except
- * ->ioctl() for pass-through ioctls and ->notify() on close of the container
- * file (as in the kernel), and the per-device ones: ->register_device() and
+ * IOMMU backend callbacks run with container->group_lock held (->notify() on
+ * close of the container file too, unlike stock 6.1: see vfio_fops_release()),
+ * except ->ioctl() for pass-through ioctls, and the per-device ones: ->register_device() and
  * ->unregister_device() run under group->group_lock only; ->pin_pages(),
  * ->unpin_pages() and ->dma_rw() under no vfio lock.  Those rely on the
  * device being open: an open device holds a container user, so
@@ -433,15 +433,25 @@ static int vfio_fops_open(struct inode *inode, struct file *filep)
 static int vfio_fops_release(struct inode *inode, struct file *filep)
 {
 	struct vfio_container *container = filep->private_data;
-	struct vfio_iommu_driver *driver = container->iommu_driver;
+	struct vfio_iommu_driver *driver;
 
 	/*
 	 * Groups may keep the container and its backend alive after the file
 	 * is gone; let the backend know that no new mappings can come.
+	 *
+	 * Under group_lock: detaching the last group (in another task, through
+	 * a group fd) releases the backend and frees iommu_data under it.
+	 * Stock 6.1 reads both unlocked, and a container fd closed while the
+	 * last group detaches ends in a use-after-free in the backend's
+	 * notify() (list corruption, soft lockups: tests/guest/stress.c,
+	 * operation closerace).
 	 */
+	down_read(&container->group_lock);
+	driver = container->iommu_driver;
 	if (driver && driver->ops->notify)
 		driver->ops->notify(container->iommu_data,
 				    VFIO_IOMMU_CONTAINER_CLOSE);
+	up_read(&container->group_lock);
 
 	filep->private_data = NULL;
 	vfio_container_put(container);
