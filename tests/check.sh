@@ -367,6 +367,20 @@ s390x_suite() {
 	GUEST_ROOT=${v[4]} GUEST_KERNEL=${v[5]} guest_suite s390x "$a390" "$ko" "$why" "$kmods"
 }
 
+# fuzz_compare ARCH: the fuzz test's errno histograms must be the same on
+# stock and on ours (same seed, same calls).
+fuzz_compare() {
+	local a=$1 st=$logdir/$1-stock-fuzz/tap.log ou=$logdir/$1-ours-fuzz/tap.log
+	local clog=$logdir/fuzz-compare-$1.log
+	[ -s "$st" ] && [ -s "$ou" ] || return 0
+	if tests/guest/fuzz_compare.sh "$st" "$ou" >"$clog" 2>&1; then
+		result pass "fuzz histograms: stock = ours ($a)"
+	else
+		result fail "fuzz histograms: stock = ours ($a)"
+		show_log "$clog"
+	fi
+}
+
 for a in $suite_arches; do
 	t0=$(now_ms)
 	case "$a" in
@@ -378,6 +392,7 @@ for a in $suite_arches; do
 	s390x) s390x_suite ;;
 	*) die "unknown ARCH '$a'" ;;
 	esac
+	fuzz_compare "$a"
 	timings+=", $a suite $(fmt_ms $(($(now_ms) - t0)))"
 done
 
