@@ -171,17 +171,27 @@ static int sess_group(struct sess *s, int t)
 	return s->grp < 0 ? -errno : 0;
 }
 
-/* Container, SET_CONTAINER, SET_IOMMU, GET_DEVICE_FD: 0 or -errno. */
-static int sess_device(struct sess *s, int t)
+/* A container for the session's group, SET_CONTAINER, SET_IOMMU: 0 or -errno. */
+static int sess_attach(struct sess *s)
 {
-	struct vfio_device_info info = { .argsz = sizeof(info) };
-
 	s->ctr = open_container();
 	if (s->ctr < 0)
 		return -errno;
 	if (ioctl(s->grp, VFIO_GROUP_SET_CONTAINER, &s->ctr) ||
 	    ioctl(s->ctr, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU))
 		return -errno;
+	return 0;
+}
+
+/* sess_attach(), then GET_DEVICE_FD and GET_INFO: 0 or -errno. */
+static int sess_device(struct sess *s, int t)
+{
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+	int ret;
+
+	ret = sess_attach(s);
+	if (ret)
+		return ret;
 	s->dev = ioctl(s->grp, VFIO_GROUP_GET_DEVICE_FD, target_name(t));
 	if (s->dev < 0)
 		return -errno;
@@ -304,12 +314,8 @@ static int shared_dup(struct rnd *r, int t)
 	if (shared_grp[t] < 0) {
 		sess_init(&s);
 		ret = sess_group(&s, t);
-		if (!ret) {
-			s.ctr = open_container();
-			if (s.ctr < 0 || ioctl(s.grp, VFIO_GROUP_SET_CONTAINER, &s.ctr) ||
-			    ioctl(s.ctr, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU))
-				ret = -errno;
-		}
+		if (!ret)
+			ret = sess_attach(&s);
 		if (ret) {
 			sess_close(r, &s);
 		} else {
@@ -410,12 +416,8 @@ static int do_closerace(struct rnd *r)
 
 	sess_init(&s);
 	ret = sess_group(&s, t);
-	if (!ret) {
-		s.ctr = open_container();
-		if (s.ctr < 0 || ioctl(s.grp, VFIO_GROUP_SET_CONTAINER, &s.ctr) ||
-		    ioctl(s.ctr, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU))
-			ret = -errno;
-	}
+	if (!ret)
+		ret = sess_attach(&s);
 	if (ret) {
 		sess_close(r, &s);
 		return ret;
