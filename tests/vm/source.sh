@@ -1,7 +1,8 @@
 #!/bin/bash
-# source.sh VERSION - the parts of Debian's linux-source-6.1 the project uses
+# source.sh VERSION|current - the parts of Debian's linux-source-6.1 the project uses
 #
-# Downloads linux-source-6.1=VERSION (a Debian version like 6.1.192-3) with
+# Downloads linux-source-6.1=VERSION (a Debian version like 6.1.192-3, or
+# "current": the version of the current amd64 ABI's kernel, $KABI if set) with
 # apt-get download into $VFIO_CORE_CACHE/dl and extracts only what the tests
 # need into $VFIO_CORE_CACHE/src/VERSION/linux-source-6.1:
 #   drivers/vfio, drivers/s390/cio, drivers/s390/crypto, virt/kvm/vfio.[ch],
@@ -15,8 +16,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/vm/lib.sh
 . "$here/lib.sh"
 
-[ $# -eq 1 ] || die "usage: source.sh VERSION (a Debian version like 6.1.192-3)"
+[ $# -eq 1 ] || die "usage: source.sh VERSION|current (a Debian version like 6.1.192-3)"
 ver=$1
+if [ "$ver" = current ]; then
+	abi=${KABI:-$(current_abi amd64)}
+	ver=$(cat "$(abi_dir amd64 "$abi")/version" 2>/dev/null ||
+		apt-cache show "linux-image-$abi-amd64-unsigned" | sed -n 's/^Version: //p' | sort -V | tail -n 1)
+	[ -n "$ver" ] || die "cannot tell the Debian version of ABI $abi"
+fi
 [[ $ver =~ ^6\.1\.[0-9]+-[0-9]+[a-z0-9.+~]*$ ]] ||
 	die "'$ver' is not a Debian linux 6.1 version (like 6.1.192-3)"
 
