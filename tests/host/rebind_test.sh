@@ -282,12 +282,22 @@ run() {
 	ERR=$(<"$WORK/$name.err")
 }
 
-# same BEFORE: the tree is as in snapshot BEFORE, else a diagnostic
+# same BEFORE [SNAP]: the tree is as in snapshot BEFORE (taken with SNAP,
+# default snap), else a diagnostic
 same() {
 	local now
-	now=$(snap)
+	now=$("${2:-snap}")
 	[[ $now == "$1" ]] && return 0
 	DIAG+=("the tree changed:" "$(diff <(echo "$1") <(echo "$now") | head -20)")
+	return 1
+}
+
+# saved_as REF: vfio-rebind save gives the state file REF (vfio_version
+# apart), else a diagnostic
+saved_as() {
+	"$REBIND" save "$WORK/now.json" 2>/dev/null &&
+		diff <(canon "$1") <(canon "$WORK/now.json") >/dev/null && return 0
+	DIAG+=("the saved state differs from $1:" "$(diff "$1" "$WORK/now.json" | head -20)")
 	return 1
 }
 
@@ -360,6 +370,41 @@ wait_for() {
 		sleep 0.1
 	done
 	DIAG+=("$1 did not appear")
+	return 1
+}
+
+# start_slow write|kmod GLOB CMD...: CMD in the background (bg_start),
+# held up at the sysfs write (FAKE_SLOW_WRITE) or module tool call
+# (FAKE_KMOD_SLOW) matching GLOB; returns once it is there
+start_slow() {
+	local how=$1 glob=$2 mark=$WORK/mark-$N-$RANDOM
+	shift 2
+	if [[ $how == kmod ]]; then
+		FAKE_KMOD_SLOW=$glob FAKE_KMOD_SLOW_MARK=$mark bg_start slow "$@"
+	else
+		FAKE_SLOW_WRITE=$glob FAKE_SLOW_MARK=$mark bg_start slow "$@"
+	fi
+	wait_for "$mark"
+}
+
+# interrupt SIGNAL write|kmod GLOB [group] CMD...: CMD interrupted by
+# SIGNAL (sent to its process group with 'group', as a terminal's ^C is)
+# while held up at GLOB; RC and ERR; true if it exited 128+N saying that
+# it rolls back
+interrupt() {
+	local sig=$1 how=$2 glob=$3 to='' want
+	shift 3
+	if [[ $1 == group ]]; then
+		to=-
+		shift
+	fi
+	want=$((128 + $(kill -l "$sig")))
+	start_slow "$how" "$glob" "$@" || return 1
+	kill "-$sig" -- "$to$BG"
+	bg_wait "$BG" slow
+	[[ $RC == "$want" ]] && grep -q "interrupted by SIG$sig: rolling back" <<<"$ERR" &&
+		return 0
+	DIAG+=("exit $RC, want $want" "$ERR")
 	return 1
 }
 

@@ -30,8 +30,7 @@ c_old_format() {
 	break_state
 	run oldr "$REBIND" restore "$OLD"
 	[[ $RC == 0 ]] || st=1
-	"$REBIND" save "$WORK/st-old.json" 2>/dev/null
-	diff <(canon "$ST0") <(canon "$WORK/st-old.json") >/dev/null || st=1
+	saved_as "$ST0" || st=1
 	verdict "$st" "rc=$RC" "$ERR" "$(diff "$ST0" "$WORK/st-old.json")"
 	break_state
 }
@@ -58,8 +57,7 @@ c_old_variants() {
 	done
 	run varr "$REBIND" restore "$WORK/v-escapes.json"
 	[[ $RC == 0 ]] || st=1
-	"$REBIND" save "$WORK/st-var.json" 2>/dev/null
-	diff <(canon "$ST0") <(canon "$WORK/st-var.json") >/dev/null || st=1
+	saved_as "$ST0" || st=1
 	verdict "$st" "$ERR"
 	break_state
 }

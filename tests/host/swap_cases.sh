@@ -10,13 +10,7 @@
 snap_noswap() { snap | grep -v ' run/vfio-core/swap-'; }
 
 # no_change BEFORE: the tree (swap state files apart) is as in BEFORE
-no_change() {
-	local now
-	now=$(snap_noswap)
-	[[ $now == "$1" ]] && return 0
-	DIAG+=("the tree changed:" "$(diff <(echo "$1") <(echo "$now") | head -20)")
-	return 1
-}
+no_change() { same "$1" snap_noswap; }
 
 # on_stock_as_before BEFORE: stock vfio 0.3, everything as in BEFORE, no
 # journal left
@@ -186,32 +180,13 @@ c_swap_unresolvable() {
 }
 tcase c_swap_unresolvable "to-ours with a dependent insmod'ed from outside modules.dep (on vfio and mdev): refused (exit 3) before anything is unloaded"
 
-# swap_sig SIGNAL WHAT GLOB [group]: to-ours interrupted by SIGNAL while
-# WHAT (kmod: FAKE_KMOD_SLOW, write: FAKE_SLOW_WRITE) matching GLOB is
-# under way, sent to vfio-swap (or to its whole process group, as a
-# terminal's ^C is): exit 128+N, stock and everything back, no journal
+# swap_sig SIGNAL write|kmod GLOB [group]: to-ours interrupted by SIGNAL
+# (see interrupt) exits 128+N with stock and everything back, no journal
 swap_sig() {
-	local sig=$1 what=$2 glob=$3 to=${4:-} before want st=0 mark=$WORK/mark-swap-$N
+	local before st=0
 	before=$(snap_noswap)
-	want=$((128 + $(kill -l "$sig")))
-	if [[ $what == kmod ]]; then
-		FAKE_KMOD_SLOW=$glob FAKE_KMOD_SLOW_MARK=$mark bg_start ssig "$SWAP" to-ours
-	else
-		FAKE_SLOW_WRITE=$glob FAKE_SLOW_MARK=$mark bg_start ssig "$SWAP" to-ours
-	fi
-	wait_for "$mark" || st=1
-	if [[ $to == group ]]; then
-		kill "-$sig" -- "-$BG"
-	else
-		kill "-$sig" "$BG"
-	fi
-	bg_wait "$BG" ssig
-	[[ $RC == "$want" ]] || {
-		st=1
-		DIAG+=("exit $RC, want $want")
-	}
-	grep -q "interrupted by SIG$sig: rolling back" <<<"$ERR" &&
-		grep -q 'rolled back: previous vfio' <<<"$ERR" || st=1
+	interrupt "$@" "$SWAP" to-ours || st=1
+	grep -q 'rolled back: previous vfio' <<<"$ERR" || st=1
 	on_stock_as_before "$before" || st=1
 	verdict "$st" "$ERR"
 }
@@ -234,11 +209,9 @@ tcase c_swap_int_group "to-ours interrupted by SIGINT to its process group (^C) 
 # swap_kill: to-ours killed by SIGKILL during the dependent reload; the
 # orphaned modprobe finishes on the new vfio, under the lock
 swap_kill() {
-	local mark=$WORK/mark-kill-$N
-	FAKE_KMOD_SLOW='modprobe [a-z]*' FAKE_KMOD_SLOW_MARK=$mark bg_start skill "$SWAP" to-ours
-	wait_for "$mark" || return 1
+	start_slow kmod 'modprobe [a-z]*' "$SWAP" to-ours || return 1
 	kill -KILL "$BG"
-	bg_wait "$BG" skill
+	bg_wait "$BG" slow
 	flock -x "$VFIO_CORE_STATEDIR/lock" true
 	[[ -e $VFIO_CORE_STATEDIR/journal-swap && $(cat "$SYSFS/module/vfio/version") == 1.0 ]] || {
 		DIAG+=("no journal-swap after SIGKILL, or not on the new vfio")
@@ -258,16 +231,15 @@ c_swap_kill_rerun() {
 	[[ $RC == 0 ]] && grep -q "'vfio-swap to-ours' .* was interrupted" <<<"$ERR" &&
 		grep -q 'rolled back: previous vfio' <<<"$ERR" &&
 		grep -q 'vfio is now vfio-core 1.0' <<<"$ERR" || st=1
-	"$REBIND" save "$WORK/after-kill.json" 2>/dev/null
 	[[ $(cat "$SYSFS/module/vfio/version") == 1.0 ]] || st=1
-	diff <(canon "$BEFORE_SWAP") <(canon "$WORK/after-kill.json") >/dev/null || st=1
+	saved_as "$BEFORE_SWAP" || st=1
 	[[ ! -e $VFIO_CORE_STATEDIR/journal-swap ]] || st=1
 	# the re-run put stock back first, then swapped
 	grep -q "insmod $FAKE_MODDIR/kernel/drivers/vfio/vfio.ko" "$FAKE_KMOD_LOG" || st=1
 	run back "$SWAP" to-stock
 	[[ $RC == 0 ]] || st=1
 	on_stock_as_before "$before" || st=1
-	verdict "$st" "$ERR" "$(cat "$WORK/after-kill.json")"
+	verdict "$st" "$ERR"
 }
 tcase c_swap_kill_rerun "to-ours killed by SIGKILL during the dependent reload: status shows it interrupted; re-running to-ours rolls it back first, then swaps (exit 0, every binding and mdev kept)"
 
@@ -308,9 +280,8 @@ c_swap_two() {
 	# shellcheck disable=SC2034 # read by the runner
 	MORE="vfio-core loaded $n time(s)"
 	((n == 1)) || st=1
-	"$REBIND" save "$WORK/after-two.json" 2>/dev/null
 	[[ $(cat "$SYSFS/module/vfio/version") == 1.0 ]] || st=1
-	diff <(canon "$BEFORE_SWAP") <(canon "$WORK/after-two.json") >/dev/null || st=1
+	saved_as "$BEFORE_SWAP" || st=1
 	"$SWAP" to-stock 2>/dev/null || st=1
 	verdict "$st" "$(cat "$WORK/t1.err" "$WORK/t2.err")"
 }
@@ -319,20 +290,18 @@ tcase c_swap_two "two to-ours at once: both exit 0, vfio-core loaded once, every
 # The issue's timing: a second to-ours started while the first one reloads
 # the dependents on the new vfio.
 c_swap_second() {
-	local st=0 p1 mark=$WORK/mark-second
+	local st=0 p1
 	: >"$FAKE_KMOD_LOG"
-	FAKE_KMOD_SLOW='modprobe [a-z]*' FAKE_KMOD_SLOW_MARK=$mark bg_start s1 "$SWAP" to-ours
+	start_slow kmod 'modprobe [a-z]*' "$SWAP" to-ours || st=1
 	p1=$BG
-	wait_for "$mark" || st=1
 	run s2 "$SWAP" to-ours
 	[[ $RC == 0 ]] && grep -q 'waiting for the vfio-core lock' <<<"$ERR" &&
 		grep -q 'already loaded; nothing to do' <<<"$ERR" || st=1
-	bg_wait "$p1" s1
+	bg_wait "$p1" slow
 	[[ $RC == 0 ]] || st=1
-	"$REBIND" save "$WORK/after-second.json" 2>/dev/null
-	diff <(canon "$BEFORE_SWAP") <(canon "$WORK/after-second.json") >/dev/null || st=1
+	saved_as "$BEFORE_SWAP" || st=1
 	"$SWAP" to-stock 2>/dev/null || st=1
-	verdict "$st" "$ERR" "$(cat "$WORK/s1.err")"
+	verdict "$st" "$ERR" "$(cat "$WORK/slow.err")"
 }
 tcase c_swap_second "a second to-ours started during the first one's dependent reload waits, then has nothing to do; both exit 0, all kept"
 
@@ -434,8 +403,7 @@ EOF
 	FAKE_UDEV_HOOK=$ROOT/udev-hook-swap run auto "$SWAP" to-ours
 	[[ $RC == 0 ]] || st=1
 	grep -q 'start-parent-mdevs 0.0.0313' "$FAKE_MDEVCTL_LOG" || st=1
-	"$REBIND" save "$WORK/after-auto.json" 2>/dev/null
-	diff <(canon "$WORK/before-auto.json") <(canon "$WORK/after-auto.json") >/dev/null || st=1
+	saved_as "$WORK/before-auto.json" || st=1
 	"$SWAP" to-stock 2>/dev/null || st=1
 	rm -rf "$ETCDIR/mdevctl.d"
 	verdict "$st" "rc=$RC" "$ERR"

@@ -10,24 +10,15 @@
 TS0=$WORK/ts0.json
 TAP=$WORK/ts-ap.json
 
-# sig_case DESC SIGNAL SLOW-WRITE-GLOB CMD...: CMD interrupted by SIGNAL
-# while the write SLOW-WRITE-GLOB is under way exits 128+N, says it rolled
-# back, and leaves the tree as it found it, with no journal
+# sig_case SIGNAL SLOW-WRITE-GLOB CMD...: CMD interrupted by SIGNAL while
+# the write SLOW-WRITE-GLOB is under way exits 128+N, says it rolled back,
+# and leaves the tree as it found it, with no journal
 sig_case() {
-	local sig=$1 glob=$2 before want st=0
+	local sig=$1 glob=$2 before st=0
 	shift 2
 	before=$(snap)
-	want=$((128 + $(kill -l "$sig")))
-	FAKE_SLOW_WRITE=$glob FAKE_SLOW_MARK=$WORK/mark-$sig-$N bg_start sig "$@"
-	wait_for "$WORK/mark-$sig-$N" || st=1
-	kill "-$sig" "$BG"
-	bg_wait "$BG" sig
-	[[ $RC == "$want" ]] || {
-		st=1
-		DIAG+=("exit $RC, want $want")
-	}
-	grep -q "interrupted by SIG$sig: rolling back" <<<"$ERR" &&
-		grep -q 'all changes were rolled back' <<<"$ERR" || st=1
+	interrupt "$sig" write "$glob" "$@" || st=1
+	grep -q 'all changes were rolled back' <<<"$ERR" || st=1
 	same "$before" || st=1
 	[[ ! -e $VFIO_CORE_STATEDIR/journal-rebind ]] || st=1
 	verdict "$st" "$ERR"
@@ -87,11 +78,9 @@ c_kill_restore() {
 	# the mdevs are gone since the signal cases (break_state): a restore
 	# has work to do
 	TXN_BEFORE=$(snap)
-	FAKE_SLOW_WRITE="bus/mdev/devices/$U_AP/assign_domain *" FAKE_SLOW_MARK=$WORK/mark-kill-$N \
-		bg_start kill "$REBIND" restore "$TS0"
-	wait_for "$WORK/mark-kill-$N" || st=1
+	start_slow write "bus/mdev/devices/$U_AP/assign_domain *" "$REBIND" restore "$TS0" || st=1
 	kill -KILL "$BG"
-	bg_wait "$BG" kill
+	bg_wait "$BG" slow
 	wait_unlocked
 	[[ -e $VFIO_CORE_STATEDIR/journal-rebind && -e $SYSFS/bus/mdev/devices/$U_AP ]] || st=1
 	run stj "$SWAP" status --json
@@ -117,11 +106,9 @@ tcase c_recover "vfio-rebind recover rolls the killed restore back: tree as befo
 
 c_kill_bind() {
 	local st=0
-	FAKE_SLOW_WRITE="bus/pci/drivers_probe 0000:01:00.1" FAKE_SLOW_MARK=$WORK/mark-kb-$N \
-		bg_start kb "$REBIND" bind --group 0000:01:00.0
-	wait_for "$WORK/mark-kb-$N" || st=1
+	start_slow write "bus/pci/drivers_probe 0000:01:00.1" "$REBIND" bind --group 0000:01:00.0 || st=1
 	kill -KILL "$BG"
-	bg_wait "$BG" kb
+	bg_wait "$BG" slow
 	wait_unlocked
 	run rebind "$REBIND" bind --group 0000:01:00.0
 	[[ $RC == 0 ]] && grep -q "'vfio-rebind bind 0000:01:00.0 0000:01:00.1' .* was interrupted" <<<"$ERR" || st=1
@@ -145,8 +132,7 @@ c_two_restores() {
 	[[ $RC == 0 ]] || st=1
 	bg_wait "$p2" r2
 	[[ $RC == 0 ]] || st=1
-	"$REBIND" save "$WORK/ts-two.json" 2>/dev/null
-	diff <(canon "$TS0") <(canon "$WORK/ts-two.json") >/dev/null || st=1
+	saved_as "$TS0" || st=1
 	verdict "$st" "$ERR"
 	break_state
 }
