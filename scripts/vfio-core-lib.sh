@@ -90,7 +90,8 @@ LOCK_ADOPTED=0
 
 lock_holder() {
 	local h=''
-	[[ -r $LOCKFILE ]] && h=$(head -c 200 "$LOCKFILE" | head -n 1 | tr -cd '[:print:]')
+	[[ -r $LOCKFILE ]] && h=$(head -c 200 "$LOCKFILE" | head -n 1)
+	h=${h//[^[:print:]]/}
 	printf '%s' "${h:-unknown (no holder recorded)}"
 }
 
