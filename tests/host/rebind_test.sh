@@ -356,7 +356,8 @@ bg_start() {
 # bg_wait PID NAME: RC, OUT, ERR of a background command
 bg_wait() {
 	set +e
-	wait "$1"
+	# (quiet: the shell would report a job killed by a test's SIGKILL)
+	{ wait "$1"; } 2>/dev/null
 	RC=$?
 	set -e
 	OUT=$(<"$WORK/$2.out")

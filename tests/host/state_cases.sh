@@ -31,7 +31,7 @@ c_old_format() {
 	run oldr "$REBIND" restore "$OLD"
 	[[ $RC == 0 ]] || st=1
 	saved_as "$ST0" || st=1
-	verdict "$st" "rc=$RC" "$ERR" "$(diff "$ST0" "$WORK/st-old.json")"
+	verdict "$st" "rc=$RC" "$ERR"
 	break_state
 }
 tcase c_old_format "a state file the previous vfio-rebind wrote (its layout, one line per device) passes check and restores the same state"
