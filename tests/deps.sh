@@ -8,7 +8,7 @@ pkgs=(
 	libelf-dev libssl-dev
 	qemu-system-x86 qemu-system-misc
 	gcc-s390x-linux-gnu gcc-12-s390x-linux-gnu libc6-dev-s390x-cross
-	busybox-static dash bash-static binutils dkms shellcheck
+	busybox-static dash bash-static binutils dkms shellcheck jq
 )
 
 missing=()

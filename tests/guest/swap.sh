@@ -15,10 +15,17 @@
 # pid named, nothing changed) while a device is held open; a target the
 # kernel rejects (another kernel's vermagic) and a truncated one leave the
 # stock vfio with everything bound, and so does one where a dependent
-# (vfio_pci) fails to reload on the new vfio; bad inputs to vfio-rebind and
-# vfio-swap give exit 2, a clear message and no change.
+# (vfio_pci) fails to reload on the new vfio; a swap interrupted by SIGTERM
+# in the middle of the dependents' reload is rolled back (exit 143), and
+# one killed there by SIGKILL is rolled back by 'vfio-swap recover'; bad
+# inputs to vfio-rebind and vfio-swap give exit 2, a clear message and no
+# change.
+#
+# TAP: the devices are found and the modules loaded first, silently (a
+# failure there is "Bail out!"); then the plan, computed from what was
+# found; then one result per check.
 set -euo pipefail
-trap 'echo "# swap.sh: unexpected failure at line $LINENO (exit $?)"' ERR
+trap 'echo "Bail out! swap.sh: unexpected failure at line $LINENO (exit $?)"' ERR
 
 SCRIPTS=${VFIO_CORE_SCRIPTS:-/vfio-core/scripts}
 SWAP=$SCRIPTS/vfio-swap
@@ -36,6 +43,7 @@ mkdir -p "$W"
 
 n=0
 fails=0
+planned=0
 ok() {
 	n=$((n + 1))
 	echo "ok $n - $*"
@@ -45,6 +53,10 @@ not_ok() {
 	fails=$((fails + 1))
 	echo "not ok $n - $*"
 }
+skip() {
+	n=$((n + 1))
+	echo "ok $n - $1 # SKIP $2"
+}
 diag() { sed 's/^/# /'; }
 # expect DESC COND...: one TAP line from a test command
 expect() {
@@ -52,10 +64,11 @@ expect() {
 	shift
 	if "$@"; then ok "$d"; else not_ok "$d"; fi
 }
+# bail WHAT: the run cannot go on: a failed check (once the plan is out)
+# and "Bail out!"
 bail() {
-	not_ok "$*"
-	echo "# bailing out"
-	echo "1..$n"
+	((planned)) && not_ok "$*"
+	echo "Bail out! $*"
 	exit 1
 }
 
@@ -120,18 +133,17 @@ if [ ! -x "$SWAP" ] || [ ! -x /bin/bash ]; then
 	echo "1..0 # SKIP no $SWAP or bash: not a MODE=swap initramfs"
 	exit 0
 fi
-[ -f "$OURS_KO" ] || bail "our vfio.ko is in $OURS_KO"
+[ -f "$OURS_KO" ] || bail "our vfio.ko is not in $OURS_KO"
+for t in jq flock; do
+	command -v "$t" >/dev/null || bail "no $t in the guest (the helpers need it)"
+done
 for m in $mods; do
 	run modprobe "$m"
-	[ "$RC" = 0 ] || { show; bail "modprobe $m"; }
+	[ "$RC" = 0 ] || {
+		show
+		bail "modprobe $m"
+	}
 done
-v=$(vfio_version)
-if [ "$v" = "$STOCK_VERSION" ]; then
-	ok "the guest starts on the stock vfio ($v, $(modinfo -F filename vfio))"
-else
-	bail "the guest starts on the stock vfio (version $v)"
-fi
-
 if [ "${ARCH:-amd64}" = amd64 ]; then
 	edu=$(find_pci 0x1234 0x11e8)
 	nic=$(find_pci 0x8086 0x10d3)
@@ -142,7 +154,33 @@ if [ "${ARCH:-amd64}" = amd64 ]; then
 	bad_pci=0000:ff:1f.7
 else
 	bad_pci=0001:ff:1f.7
+	# The first I/O subchannel with a device (virtio-ccw), for vfio_ccw.
+	for d in /sys/bus/css/devices/*; do
+		[ "$(link_name "$d/driver")" = io_subchannel ] || continue
+		[ "$(attr "$d/type")" = 0 ] || continue
+		SCH=${d##*/}
+		break
+	done
+	[ -n "$SCH" ] || bail "found no I/O subchannel for vfio_ccw"
 fi
+TMDEV=0
+[ -d /sys/class/mdev_bus/vfio_test_mdev ] && TMDEV=1
+
+# The plan: what the checks below report, given the devices found.
+plan=$((1 + ${#PCI[@]} + 2 + 9 + 1 + 3 * 5 + 5 + 6 + 6 + 1 + 1 + 6 + 1 + 1))
+[ ${#PCI[@]} -gt 0 ] && plan=$((plan + 1))
+[ -n "$SCH" ] && plan=$((plan + 2 + (${#PCI[@]} > 0 ? 0 : 1)))
+plan=$((plan + TMDEV))
+echo "1..$plan"
+planned=1
+
+v=$(vfio_version)
+if [ "$v" = "$STOCK_VERSION" ]; then
+	ok "the guest starts on the stock vfio ($v, $(modinfo -F filename vfio))"
+else
+	bail "the guest starts on the stock vfio (version $v)"
+fi
+
 for a in "${PCI[@]}"; do
 	was=$(link_name "/sys/bus/pci/devices/$a/driver")
 	run "$REBIND" bind "$a"
@@ -154,15 +192,7 @@ for a in "${PCI[@]}"; do
 	fi
 done
 
-if [ "${ARCH:-amd64}" = s390x ]; then
-	# The first I/O subchannel with a device (virtio-ccw), to vfio_ccw.
-	for d in /sys/bus/css/devices/*; do
-		[ "$(link_name "$d/driver")" = io_subchannel ] || continue
-		[ "$(attr "$d/type")" = 0 ] || continue
-		SCH=${d##*/}
-		break
-	done
-	[ -n "$SCH" ] || bail "found an I/O subchannel for vfio_ccw"
+if [ -n "$SCH" ]; then
 	d=/sys/bus/css/devices/$SCH
 	{
 		echo vfio_ccw >"$d/driver_override" &&
@@ -182,11 +212,11 @@ if [ "${ARCH:-amd64}" = s390x ]; then
 		bail "vfio_ccw-io mdev $U0 on $SCH"
 	fi
 	[ ${#PCI[@]} -gt 0 ] ||
-		ok "vfio-pci part # SKIP no zPCI virtio-rng-pci (1af4:1005) in this guest"
+		skip "vfio-pci part" "no zPCI virtio-rng-pci (1af4:1005) in this guest"
 fi
 MDEVS=()
 [ -n "$SCH" ] && MDEVS+=("$U0")
-if [ -d /sys/class/mdev_bus/vfio_test_mdev ]; then
+if [ "$TMDEV" = 1 ]; then
 	for u in "$U1" "$U2"; do
 		t=$(echo /sys/class/mdev_bus/vfio_test_mdev/mdev_supported_types/*/create)
 		echo "$u" >"$t" || bail "create test mdev $u"
@@ -238,11 +268,17 @@ same_snap() {
 # same_save DESC REF [vfio_version]: vfio-rebind save as REF (the vfio
 # version apart, when asked)
 same_save() {
-	local ref=$2
-	"$REBIND" save "$W/now.json" 2>/dev/null || true
+	local ref=$2 rc=0
+	rm -f "$W/now.json" "$W/ref.cmp" "$W/now.cmp"
+	"$REBIND" save "$W/now.json" 2>"$W/save.err" || rc=$?
+	if [ "$rc" != 0 ]; then
+		not_ok "$1 (vfio-rebind save failed, exit $rc)"
+		diag <"$W/save.err"
+		return 0
+	fi
 	if [ -n "${3:-}" ]; then
-		sed '/"vfio_version"/d' "$ref" >"$W/ref.cmp"
-		sed '/"vfio_version"/d' "$W/now.json" >"$W/now.cmp"
+		jq 'del(.vfio_version)' "$ref" >"$W/ref.cmp"
+		jq 'del(.vfio_version)' "$W/now.json" >"$W/now.cmp"
 	else
 		cp "$ref" "$W/ref.cmp"
 		cp "$W/now.json" "$W/now.cmp"
@@ -278,7 +314,7 @@ is_version() {
 snap >"$W/base.snap"
 run "$REBIND" save "$W/base.json"
 [ "$RC" = 0 ] || { show; bail "vfio-rebind save (exit $RC)"; }
-ok "baseline: $(grep -c '"address"' "$W/base.json") PCI device(s), $(grep -c '"uuid"' "$W/base.json") mdev(s) in the saved state"
+ok "baseline: $(jq '.pci | length' "$W/base.json") PCI device(s), $(jq '.mdev | length' "$W/base.json") mdev(s) in the saved state"
 opens "stock"
 
 # ------------------------------------------------------------ bad inputs
@@ -444,6 +480,77 @@ show
 rm -f /etc/modprobe.d/swap-test.conf "$W/fail-once"
 rolled_back "after the failed to-ours (vfio_pci reload)"
 
+# ------------------------------------------------------------ interrupted
+
+# A modprobe.d install rule holds vfio_iommu_type1's reload on the new vfio
+# (once): the swap is then in the middle, the old vfio unloaded, the new one
+# loaded, part of the dependents back.
+# slow_reload: arm it; the rule touches $W/reloading when it starts
+slow_reload() {
+	# shellcheck disable=SC2016 # modprobe expands $CMDLINE_OPTS
+	printf '%s\n' 'install vfio_iommu_type1 if [ -e /tmp/swap/slow ]; then rm -f /tmp/swap/slow; : >/tmp/swap/reloading; sleep 3; fi; /sbin/modprobe --ignore-install vfio_iommu_type1 $CMDLINE_OPTS' \
+		>/etc/modprobe.d/swap-slow.conf
+	rm -f "$W/reloading"
+	: >"$W/slow"
+}
+# start_swap: vfio-swap to-ours in the background (signals at their
+# defaults: job control), its pid in SWAP_PID, once it is in the middle
+start_swap() {
+	local tries=600
+	set -m
+	"$SWAP" to-ours >"$W/bg.out" 2>&1 &
+	SWAP_PID=$!
+	set +m
+	while [ ! -e "$W/reloading" ] && [ "$tries" -gt 0 ]; do
+		kill -0 "$SWAP_PID" 2>/dev/null || break
+		sleep 0.1
+		tries=$((tries - 1))
+	done
+	[ -e "$W/reloading" ]
+}
+
+slow_reload
+t0=$(uptime_s)
+if start_swap; then
+	kill -TERM "$SWAP_PID"
+fi
+RC=0
+wait "$SWAP_PID" || RC=$?
+OUT=$(cat "$W/bg.out")
+rm -f /etc/modprobe.d/swap-slow.conf "$W/slow"
+if [ "$RC" = 143 ] && printf '%s\n' "$OUT" | grep -q 'interrupted by SIGTERM: rolling back' &&
+	printf '%s\n' "$OUT" | grep -q 'rolled back: previous vfio'; then
+	ok "to-ours interrupted by SIGTERM during the dependents' reload on the new vfio rolls back (exit 143, $(since "$t0")s)"
+else
+	not_ok "to-ours interrupted by SIGTERM during the dependents' reload rolls back (exit $RC, expected 143)"
+fi
+show
+rolled_back "after SIGTERM in the middle of to-ours"
+
+slow_reload
+if start_swap; then
+	kill -KILL "$SWAP_PID"
+fi
+RC=0
+wait "$SWAP_PID" 2>/dev/null || RC=$?
+# the orphaned modprobe finishes its step, holding the lock
+flock /run/vfio-core/lock true
+rm -f /etc/modprobe.d/swap-slow.conf "$W/slow"
+if [ "$RC" = 137 ] && [ -e /run/vfio-core/journal-swap ] &&
+	[ "$(vfio_version)" = "$OURS_VERSION" ]; then
+	ok "to-ours killed by SIGKILL in the middle: on the new vfio, the journal left for the next run"
+else
+	not_ok "to-ours killed by SIGKILL in the middle (exit $RC, journal $(ls /run/vfio-core/journal-* 2>&1), vfio $(vfio_version))"
+fi
+run "$SWAP" recover
+if [ "$RC" = 0 ] && printf '%s\n' "$OUT" | grep -q 'rolled back: previous vfio'; then
+	ok "vfio-swap recover rolls the killed swap back"
+else
+	not_ok "vfio-swap recover rolls the killed swap back (exit $RC)"
+fi
+show
+rolled_back "after SIGKILL in the middle of to-ours and recover"
+
 # ------------------------------------------------------------ the swaps
 
 # swapped CMD VERSION KO: a swap, and everything as it was
@@ -489,5 +596,5 @@ else
 	printf '%s\n' "$bad" | diag
 fi
 
-echo "1..$n"
+[ "$n" = "$plan" ] || echo "# swap.sh: planned $plan checks, ran $n"
 [ "$fails" -eq 0 ]

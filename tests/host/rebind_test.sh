@@ -2,9 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # Tests of scripts/vfio-rebind and scripts/vfio-swap against a fake sysfs,
-# proc and dev tree with faked insmod/rmmod/modprobe/modinfo (TAP output).
-# Every refusal and bad input must leave the fake tree byte for byte as it
-# was; round trips must give back the state they started from.
+# proc and dev tree with faked insmod/rmmod/modprobe/modinfo, udevadm and
+# mdevctl (TAP: the plan first, one result per case). Every refusal and
+# bad input must leave the fake tree byte for byte as it was; round trips,
+# failures and interruptions must give back the state they started from.
+#
+# The cases are in rebind_cases.sh, state_cases.sh, txn_cases.sh,
+# swap_cases.sh and status_cases.sh, run in that order: each registers its
+# cases with tcase; a case reports exactly one result with pass, fail or
+# skip. Cases build on what the cases before them left (each file starts
+# from a fresh fake host).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -13,14 +20,30 @@ REBIND=$TOP/scripts/vfio-rebind
 SWAP=$TOP/scripts/vfio-swap
 KREL=6.1.0-57-amd64
 
+# Preconditions: without them no case can mean anything.
+for t in "$REBIND" "$SWAP"; do
+	if [[ ! -x $t ]]; then
+		echo "Bail out! $t is not executable"
+		exit 1
+	fi
+done
+if ! command -v jq >/dev/null || ! command -v flock >/dev/null; then
+	echo "Bail out! jq and flock are needed (tests/deps.sh installs jq; flock is util-linux)"
+	exit 1
+fi
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rebind_test.XXXXXX")
 DONE=''
+N=0
+PASS=0
+FAIL=0
+SKIPS=0
+BG_PIDS=()
 cleanup() {
 	local rc=$? p
 	if [[ -z $DONE ]]; then
 		# set -e stopped the run: report it as a failure, never silently
-		echo "Bail out! rebind_test stopped unexpectedly (exit $rc) after test $N"
-		echo "rebind_test: $PASS passed, $((FAIL + 1)) failed"
+		echo "Bail out! rebind_test stopped unexpectedly (exit $rc) in case $((N + 1)) (${CASES[N]:-setup})"
 		rc=1
 	fi
 	for p in "${BG_PIDS[@]}"; do
@@ -33,25 +56,65 @@ cleanup() {
 	fi
 	exit "$rc"
 }
-BG_PIDS=()
 trap cleanup EXIT
 
-N=0
-PASS=0
-FAIL=0
-ok() {
-	N=$((N + 1))
-	PASS=$((PASS + 1))
-	echo "ok $N - $1"
+# ------------------------------------------------------------ the runner
+
+CASES=()
+DESCS=()
+# tcase FUNCTION DESCRIPTION: register a case
+tcase() {
+	CASES+=("$1")
+	DESCS+=("$2")
 }
-not_ok() {
-	N=$((N + 1))
-	FAIL=$((FAIL + 1))
-	echo "not ok $N - $1"
+
+RES=''
+DIAG=()
+MORE=''
+pass() { RES=pass; }
+fail() {
+	RES=fail
+	DIAG+=("$@")
+}
+skip() {
+	RES=skip
+	DIAG=("$1")
+}
+# verdict COND-STATUS DIAG...: pass if the status is 0
+verdict() {
+	local s=$1
 	shift
-	local l
-	for l in "$@"; do
-		printf '%s\n' "$l" | sed 's/^/#   /'
+	if ((s == 0)); then pass; else fail "$@"; fi
+}
+
+run_cases() {
+	local i l d t0
+	echo "1..${#CASES[@]}"
+	for i in "${!CASES[@]}"; do
+		RES='' DIAG=() MORE=''
+		t0=$(date +%s%N)
+		"${CASES[i]}"
+		N=$((i + 1))
+		[[ -z ${TIMES:-} ]] || echo "# ${CASES[i]}: $((($(date +%s%N) - t0) / 1000000)) ms"
+		d="${DESCS[i]}${MORE:+ ($MORE)}"
+		case $RES in
+		pass)
+			PASS=$((PASS + 1))
+			echo "ok $N - $d"
+			;;
+		skip)
+			SKIPS=$((SKIPS + 1))
+			echo "ok $N - $d # SKIP ${DIAG[0]}"
+			;;
+		*)
+			FAIL=$((FAIL + 1))
+			echo "not ok $N - $d"
+			[[ -n $RES ]] || DIAG+=("the case reported no result")
+			for l in "${DIAG[@]}"; do
+				printf '%s\n' "$l" | sed 's/^/#   /'
+			done
+			;;
+		esac
 	done
 }
 
@@ -67,18 +130,22 @@ fake_env() {
 	local r=$1
 	export ROOT=$r
 	export SYSFS=$r/sys PROCFS=$r/proc DEVFS=$r/dev ETCDIR=$r/etc
-	export VFIO_CORE_STATEDIR=$r/run/vfio-core
+	export VFIO_CORE_STATEDIR=$r/run/vfio-core VFIO_CORE_ROOT=$r
+	export VFIO_CORE_LOCK_TIMEOUT=20
 	export VFIO_AP_LOCKFILE=$r/run/lock/s390apconfig.lock
 	export VFIO_AP_LOCK_TIMEOUT=1
 	export VFIO_SYSFS_WRITER=$HERE/fake-sysfs-writer
 	export FAKE_MODDIR=$r/lib/modules/$KREL
 	export MODDIR=$FAKE_MODDIR
-	export FAKE_KMOD_LOG=$r/kmod.log
+	export FAKE_KMOD_LOG=$r/kmod.log FAKE_WRITE_LOG=$r/write.log
+	export FAKE_MDEVCTL_LOG=$r/mdevctl.log FAKE_UDEV_LOG=$r/udev.log
 	export INSMOD=$r/bin/insmod RMMOD=$r/bin/rmmod MODPROBE=$r/bin/modprobe
 	export MODINFO=$r/bin/modinfo
-	export DRIVERCTL=$r/bin/no-driverctl MDEVCTL=$r/bin/no-mdevctl
-	export MOKUTIL=$r/bin/no-mokutil
-	unset FAKE_FAIL_WRITE FAKE_FAIL_INSMOD FAKE_FAIL_RMMOD
+	export MDEVCTL=$r/bin/mdevctl UDEVADM=$r/bin/udevadm
+	export MOKUTIL=$r/bin/no-mokutil LSINITRAMFS=$r/bin/no-lsinitramfs
+	unset FAKE_FAIL_WRITE FAKE_FAIL_INSMOD FAKE_FAIL_RMMOD FAKE_SLOW_WRITE \
+		FAKE_SLOW_MARK FAKE_KMOD_SLOW FAKE_KMOD_SLOW_MARK FAKE_RACE_CREATE \
+		FAKE_RACE_AP FAKE_AP_LOCK_LOG FAKE_UDEV_HOOK VFIO_CORE_LOCK_FD
 }
 
 fake_ko() {
@@ -109,6 +176,19 @@ add_pci() {
 
 w() { "$VFIO_SYSFS_WRITER" "$SYSFS/$1" "$2"; }
 
+# ap_mask N...: an AP bus mask (apmask/aqmask format) with every bit set
+# but bits N (those reserved for vfio_ap)
+ap_mask() {
+	local bits=() i d m=0x n
+	for ((i = 0; i < 256; i++)); do bits[i]=1; done
+	for n in "$@"; do bits[n]=0; done
+	for ((d = 0; d < 64; d++)); do
+		i=$((bits[4 * d] * 8 + bits[4 * d + 1] * 4 + bits[4 * d + 2] * 2 + bits[4 * d + 3]))
+		m+=$(printf '%x' "$i")
+	done
+	printf '%s\n' "$m"
+}
+
 # make_host DIR: an amd64-looking host that also carries the s390 vfio_ap and
 # vfio_ccw sysfs (the tool does not care which architecture it is on).
 make_host() {
@@ -118,10 +198,13 @@ make_host() {
 		"$SYSFS"/bus/ap "$SYSFS/devices/vfio_ap/matrix" \
 		"$SYSFS/devices/css0/0.0.0313" "$SYSFS/devices/virtual/mtty/mtty" \
 		"$PROCFS/sys/kernel" "$PROCFS/1" "$DEVFS/vfio" "$ETCDIR" "$r/bin" \
-		"$r/run/lock"
+		"$r/run/lock" "$VFIO_CORE_STATEDIR"
 	: >"$SYSFS/bus/pci/drivers_probe"
 	echo 63 >"$SYSFS/bus/ap/ap_max_adapter_id"
 	echo 84 >"$SYSFS/bus/ap/ap_max_domain_id"
+	# adapters 3, 0x3c (60) and 10 reserved for vfio_ap, every domain usable
+	ap_mask 3 60 10 >"$SYSFS/bus/ap/apmask"
+	ap_mask >"$SYSFS/bus/ap/aqmask"
 	: >"$SYSFS/devices/css0/0.0.0313/.vfio_ccw"
 	echo '[none] integrity confidentiality' >"$SYSFS/kernel/security/lockdown"
 	echo 0123456789abcdef0123456789abcdef >"$ETCDIR/machine-id"
@@ -131,6 +214,8 @@ make_host() {
 	for t in insmod rmmod modprobe modinfo; do
 		ln -s "$HERE/fake-kmod" "$r/bin/$t"
 	done
+	ln -s "$HERE/fake-udevadm" "$r/bin/udevadm"
+	ln -s "$HERE/fake-mdevctl" "$r/bin/mdevctl"
 
 	fake_ko kernel/drivers/vfio/vfio.ko vfio 0.3 '' F44179E11F19FFF994DDC6A
 	fake_ko updates/dkms/vfio.ko vfio 1.0 '' 0A1B2C3D4E5F60718293A4B \
@@ -172,13 +257,17 @@ make_host() {
 	w devices/css0/0.0.0313/mdev_supported_types/vfio_ccw-io/create "$U_CCW"
 	w devices/virtual/mtty/mtty/mdev_supported_types/mtty-2/create "$U_MTTY"
 	: >"$FAKE_KMOD_LOG"
+	: >"$FAKE_WRITE_LOG"
 }
 
 # snap: everything observable in the fake tree (names, link targets, modes,
-# contents), for before/after comparisons
+# contents), for before/after comparisons; the helpers' lock file is not
+# state (it holds the last holder's name)
 snap() {
-	(cd "$ROOT" && find sys run proc -printf '%y %m %p -> %l\n' | sort &&
-		find sys run proc -type f -print0 | sort -z | xargs -0 md5sum)
+	(cd "$ROOT" && find sys run proc etc -path run/vfio-core/lock -prune -o \
+		-printf '%y %m %p -> %l\n' | sort &&
+		find sys run proc etc -path run/vfio-core/lock -prune -o -type f -print0 |
+		sort -z | xargs -0 md5sum)
 }
 
 # run NAME CMD...: run CMD, keeping stdout/stderr/rc in $OUT $ERR $RC
@@ -193,289 +282,154 @@ run() {
 	ERR=$(<"$WORK/$name.err")
 }
 
-# expect_refusal DESC WANT_RC REGEX CMD...: CMD exits WANT_RC, says REGEX on
-# stderr and changes nothing
-expect_refusal() {
-	local desc=$1 want=$2 re=$3 before after
-	shift 3
-	before=$(snap)
-	run refusal "$@"
-	after=$(snap)
+# same BEFORE [SNAP]: the tree is as in snapshot BEFORE (taken with SNAP,
+# default snap), else a diagnostic
+same() {
+	local now
+	now=$("${2:-snap}")
+	[[ $now == "$1" ]] && return 0
+	DIAG+=("the tree changed:" "$(diff <(echo "$1") <(echo "$now") | head -20)")
+	return 1
+}
+
+# saved_as REF: vfio-rebind save gives the state file REF (vfio_version
+# apart), else a diagnostic
+saved_as() {
+	"$REBIND" save "$WORK/now.json" 2>/dev/null &&
+		diff <(canon "$1") <(canon "$WORK/now.json") >/dev/null && return 0
+	DIAG+=("the saved state differs from $1:" "$(diff "$1" "$WORK/now.json" | head -20)")
+	return 1
+}
+
+# expect WANT_RC REGEX CMD...: CMD exits WANT_RC and says REGEX on stderr
+# (diagnostics added on failure)
+expect() {
+	local want=$1 re=$2
+	shift 2
+	run expect "$@"
 	if [[ $RC != "$want" ]]; then
-		not_ok "$desc" "exit $RC, want $want" "$ERR"
-	elif ! grep -Eq -- "$re" <<<"$ERR"; then
-		not_ok "$desc" "message does not match /$re/:" "$ERR"
-	elif [[ $before != "$after" ]]; then
-		not_ok "$desc" "the tree changed:" "$(diff <(echo "$before") <(echo "$after") | head -20)"
-	else
-		ok "$desc"
+		DIAG+=("$* exited $RC, want $want" "$ERR")
+		return 1
 	fi
+	if ! grep -Eq -- "$re" <<<"$ERR"; then
+		DIAG+=("$*: message does not match /$re/:" "$ERR")
+		return 1
+	fi
+}
+
+# refused WANT_RC REGEX CMD...: CMD exits WANT_RC, says REGEX on stderr and
+# changes nothing
+refused() {
+	local before
+	before=$(snap)
+	expect "$@" && same "$before"
+}
+
+# a case made of refused: pass or fail with its diagnostics
+expect_refusal() {
+	local st=0
+	refused "$@" || st=1
+	verdict "$st"
 }
 
 # strip the fields that legitimately differ between two saves
-canon() { grep -v '"vfio_version"' "$1"; }
+canon() { jq 'del(.vfio_version)' "$1"; }
 
-json_ok() {
-	if command -v jq >/dev/null; then
-		jq -e . "$1" >/dev/null
-	elif command -v python3 >/dev/null; then
-		python3 -m json.tool "$1" >/dev/null
-	else
-		return 0
-	fi
+json_ok() { jq -e 'type == "object"' "$1" >/dev/null 2>&1; }
+
+# edit FILE JQ-FILTER OUT: a modified copy of a state file
+edit() { jq "$2" "$1" >"$3"; }
+# sedit FILE SED-EXPR OUT: a modified copy, textually
+sedit() { sed -e "$2" "$1" >"$3"; }
+
+# bg_start NAME CMD...: CMD in the background with its own process group
+# and signals at their defaults (job control), its pid in BG
+bg_start() {
+	local name=$1
+	shift
+	set -m
+	"$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+	BG=$!
+	set +m
+	BG_PIDS+=("$BG")
+}
+# bg_wait PID NAME: RC, OUT, ERR of a background command
+bg_wait() {
+	set +e
+	# (quiet: the shell would report a job killed by a test's SIGKILL)
+	{ wait "$1"; } 2>/dev/null
+	RC=$?
+	set -e
+	OUT=$(<"$WORK/$2.out")
+	ERR=$(<"$WORK/$2.err")
+}
+# wait_for FILE [SECONDS]: until FILE exists
+wait_for() {
+	local i
+	for ((i = 0; i < ${2:-20} * 10; i++)); do
+		[[ -e $1 ]] && return 0
+		sleep 0.1
+	done
+	DIAG+=("$1 did not appear")
+	return 1
 }
 
-# edit FILE SED-EXPR OUT: a modified copy of a state file
-edit() { sed -e "$2" "$1" >"$3"; }
+# start_slow write|kmod GLOB CMD...: CMD in the background (bg_start),
+# held up at the sysfs write (FAKE_SLOW_WRITE) or module tool call
+# (FAKE_KMOD_SLOW) matching GLOB; returns once it is there
+start_slow() {
+	local how=$1 glob=$2 mark=$WORK/mark-$N-$RANDOM
+	shift 2
+	if [[ $how == kmod ]]; then
+		FAKE_KMOD_SLOW=$glob FAKE_KMOD_SLOW_MARK=$mark bg_start slow "$@"
+	else
+		FAKE_SLOW_WRITE=$glob FAKE_SLOW_MARK=$mark bg_start slow "$@"
+	fi
+	wait_for "$mark"
+}
 
-# ================================================================ vfio-rebind
+# interrupt SIGNAL write|kmod GLOB [group] CMD...: CMD interrupted by
+# SIGNAL (sent to its process group with 'group', as a terminal's ^C is)
+# while held up at GLOB; RC and ERR; true if it exited 128+N saying that
+# it rolls back
+interrupt() {
+	local sig=$1 how=$2 glob=$3 to='' want
+	shift 3
+	if [[ $1 == group ]]; then
+		to=-
+		shift
+	fi
+	want=$((128 + $(kill -l "$sig")))
+	start_slow "$how" "$glob" "$@" || return 1
+	kill "-$sig" -- "$to$BG"
+	bg_wait "$BG" slow
+	[[ $RC == "$want" ]] && grep -q "interrupted by SIG$sig: rolling back" <<<"$ERR" &&
+		return 0
+	DIAG+=("exit $RC, want $want" "$ERR")
+	return 1
+}
 
-make_host "$WORK/h1"
+# shellcheck source=tests/host/rebind_cases.sh
+. "$HERE/rebind_cases.sh"
+# shellcheck source=tests/host/state_cases.sh
+. "$HERE/state_cases.sh"
+# shellcheck source=tests/host/txn_cases.sh
+. "$HERE/txn_cases.sh"
+# shellcheck source=tests/host/swap_cases.sh
+. "$HERE/swap_cases.sh"
+# shellcheck source=tests/host/status_cases.sh
+. "$HERE/status_cases.sh"
+
 if [[ -n ${FIXTURE_ONLY:-} ]]; then
 	# build the fake host, print its root and keep it (for debugging)
+	make_host "$WORK/h1"
 	KEEP=1
 	DONE=1
 	echo "$ROOT"
 	exit 0
 fi
-S0=$WORK/state0.json
 
-run save "$REBIND" save "$S0"
-if [[ $RC == 0 ]] && json_ok "$S0" &&
-	grep -q '"address": "0000:03:00.0", "driver": "vfio-pci"' "$S0" &&
-	grep -q '"adapters": \[3, 60\], "domains": \[4, 71\], "control_domains": \[71, 84\]' "$S0" &&
-	grep -q "\"uuid\": \"$U_CCW\", \"parent\": \"0.0.0313\"" "$S0" &&
-	grep -q "\"uuid\": \"$U_MTTY\", \"parent\": \"mtty\", \"parent_path\": \"devices/virtual/mtty/mtty\", \"type\": \"mtty-2\"" "$S0" &&
-	grep -q '"adapters": \[\], "domains": \[5\], "control_domains": \[\]' "$S0" &&
-	grep -q '"machine_id": "0123456789abcdef0123456789abcdef", "hostname": "kvmhost1"' "$S0" &&
-	grep -q '"group_members": \["0000:00:1c.0", "0000:03:00.0"\]' "$S0"; then
-	ok "save: valid JSON with PCI binding, IOMMU group, vfio_ap matrix, ccw and mtty mdevs"
-else
-	not_ok "save" "rc=$RC $ERR" "$(cat "$S0" 2>/dev/null)"
-fi
-
-run save2 "$REBIND" save -
-if [[ $RC == 0 && $OUT == "$(<"$S0")" ]]; then
-	ok "save -: same JSON on stdout"
-else
-	not_ok "save -" "$ERR"
-fi
-
-expect_refusal "restore of the current state changes nothing" 0 'restored 1 PCI device' \
-	"$REBIND" restore "$S0"
-
-# Break everything the state file lists: tear the mdevs down and give the PCI
-# device back to its driver, as a module reload without a restore would.
-break_state() {
-	w "bus/mdev/devices/$U_AP/remove" 1
-	w "bus/mdev/devices/$U_AP2/remove" 1
-	w "bus/mdev/devices/$U_CCW/remove" 1
-	w "bus/mdev/devices/$U_MTTY/remove" 1
-	w bus/pci/drivers/vfio-pci/unbind 0000:03:00.0
-	w bus/pci/devices/0000:03:00.0/driver_override ''
-}
-break_state
-BROKEN=$(snap)
-
-# Each bad input: clear message, exit 2, not one change -- even though the
-# valid entries before the bad one would need changes.
-edit "$S0" "s/0000:04:00.0/0000:09:00.0/; s/\"0000:03:00.0\", \"driver\"/\"0000:09:00.0\", \"driver\"/" "$WORK/bad-addr.json"
-expect_refusal "restore: unknown PCI address refused, no change" 2 'unknown PCI device 0000:09:00.0' \
-	"$REBIND" restore "$WORK/bad-addr.json"
-
-edit "$S0" "s/\"uuid\": \"$U_MTTY\"/\"uuid\": \"83b8f4f2-509f-382f-3c1e-e6bfe0fa10\"/" "$WORK/bad-uuid.json"
-expect_refusal "restore: malformed UUID refused, no change" 2 'malformed UUID' \
-	"$REBIND" restore "$WORK/bad-uuid.json"
-
-edit "$S0" 's/"adapters": \[3, 60\]/"adapters": [3, 64]/' "$WORK/bad-adapter.json"
-expect_refusal "restore: adapter 64 > ap_max_adapter_id 63 refused, no change" 2 \
-	'AP adapter 64 out of range \(0-63' "$REBIND" restore "$WORK/bad-adapter.json"
-
-edit "$S0" 's/"domains": \[5\]/"domains": [85]/' "$WORK/bad-domain.json"
-expect_refusal "restore: domain 85 > ap_max_domain_id 84 refused, no change" 2 \
-	'AP domain 85 out of range \(0-84' "$REBIND" restore "$WORK/bad-domain.json"
-
-edit "$S0" 's/"control_domains": \[71, 84\]/"control_domains": [71, -1]/' "$WORK/bad-cdom.json"
-expect_refusal "restore: negative control domain refused, no change" 2 \
-	'is not an AP control domain' "$REBIND" restore "$WORK/bad-cdom.json"
-
-edit "$S0" 's/"machine_id": "0123456789abcdef0123456789abcdef"/"machine_id": "ffffffffffffffffffffffffffffffff"/' "$WORK/other-host.json"
-expect_refusal "restore: state file from another host refused, no change" 2 \
-	'saved on another host' "$REBIND" restore "$WORK/other-host.json"
-
-edit "$S0" "s/\"kernel\": \"$KREL\"/\"kernel\": \"6.1.0-56-amd64\"/" "$WORK/other-kernel.json"
-expect_refusal "restore: state file from another kernel refused, no change" 2 \
-	'saved under kernel 6.1.0-56-amd64' "$REBIND" restore "$WORK/other-kernel.json"
-
-head -c 700 "$S0" >"$WORK/truncated.json"
-expect_refusal "restore: truncated JSON refused, no change" 2 'malformed JSON' \
-	"$REBIND" restore "$WORK/truncated.json"
-
-edit "$S0" 's/"pci": \[/"pci": [,/' "$WORK/badsyntax.json"
-expect_refusal "restore: JSON syntax error refused, no change" 2 'malformed JSON at line 6' \
-	"$REBIND" restore "$WORK/badsyntax.json"
-
-edit "$S0" 's/"type": "vfio_ccw-io"/"type": "vfio_ccw-nosuch"/' "$WORK/badtype.json"
-expect_refusal "restore: mdev type the parent lacks refused, no change" 2 'has no type vfio_ccw-nosuch' \
-	"$REBIND" restore "$WORK/badtype.json"
-
-expect_refusal "restore: missing file" 2 'cannot read' "$REBIND" restore "$WORK/nonexistent.json"
-
-run dry "$REBIND" --dry-run restore "$S0"
-if [[ $RC == 0 && $(snap) == "$BROKEN" ]] &&
-	grep -q "would write '0000:03:00.0' to .*drivers_probe" <<<"$OUT" &&
-	grep -q "would write '$U_AP' to .*vfio_ap-passthrough/create" <<<"$OUT" &&
-	grep -q "would write '0x3c' to .*$U_AP/assign_adapter" <<<"$OUT" &&
-	grep -q "would write '0x54' to .*$U_AP/assign_control_domain" <<<"$OUT" &&
-	grep -q "would take the AP configuration lock" <<<"$OUT"; then
-	ok "restore --dry-run prints every change and makes none"
-else
-	not_ok "restore --dry-run" "rc=$RC" "$OUT" "$ERR"
-fi
-
-# A failure half-way (the kernel rejects the second domain of the first
-# vfio_ap mdev) rolls back everything done before it.
-export FAKE_FAIL_WRITE="bus/mdev/devices/$U_AP/assign_domain 0x47"
-expect_refusal "restore: failure half-way is rolled back completely" 1 'all changes were rolled back' \
-	"$REBIND" restore "$S0"
-unset FAKE_FAIL_WRITE
-if [[ ! -e $VFIO_AP_LOCKFILE ]]; then
-	ok "AP lock released after the failed restore"
-else
-	not_ok "AP lock left behind after the failed restore"
-fi
-
-# The AP lock: held by a live process -> wait, give up, change nothing.
-sleep 60 &
-BG_PIDS+=($!)
-printf '%d\n' "$!" >"$VFIO_AP_LOCKFILE"
-expect_refusal "restore: AP lock held by a live pid -> error, no change" 1 \
-	"s390apconfig.lock held by pid $!" "$REBIND" restore "$S0"
-rm -f "$VFIO_AP_LOCKFILE"
-kill "${BG_PIDS[-1]}" 2>/dev/null || true
-
-# Stale lock of a dead pid is broken, as s390-tools does.
-bash -c 'exit 0' &
-dead=$!
-wait "$dead" || true
-printf '%d\n' "$dead" >"$VFIO_AP_LOCKFILE"
-run restore "$REBIND" restore "$S0"
-"$REBIND" save "$WORK/state1.json" 2>/dev/null
-if [[ $RC == 0 ]] && diff <(canon "$S0") <(canon "$WORK/state1.json") >/dev/null &&
-	[[ ! -e $VFIO_AP_LOCKFILE ]]; then
-	ok "save -> teardown -> restore round trip: vfio-pci binding, vfio_ap (matrix, control domains), vfio_ccw, mtty mdevs identical; stale AP lock broken and released"
-else
-	not_ok "round trip" "rc=$RC" "$ERR" "$(diff "$S0" "$WORK/state1.json")"
-fi
-if grep -q 'removing stale AP lock' <<<"$ERR"; then
-	ok "stale AP lock reported"
-else
-	not_ok "stale AP lock not reported" "$ERR"
-fi
-
-# assign_* attributes are write-only in the fake as in 6.1: nothing can be
-# read back from them, only from matrix and control_domains.
-if [[ -z $(cat "$SYSFS/bus/mdev/devices/$U_AP/assign_adapter") &&
-	$(cat "$SYSFS/bus/mdev/devices/$U_AP/matrix") == $'03.0004\n03.0047\n3c.0004\n3c.0047' &&
-	$(cat "$SYSFS/bus/mdev/devices/$U_AP/control_domains") == $'0047\n0054' &&
-	$(cat "$SYSFS/bus/mdev/devices/$U_AP2/matrix") == '.0005' ]]; then
-	ok "fake vfio_ap read-back in 6.1 format (aa.dddd cross product, .dddd, %04x control domains)"
-else
-	not_ok "fake vfio_ap read-back format" "$(cat "$SYSFS/bus/mdev/devices/$U_AP/matrix")"
-fi
-
-# ------------------------------------------------------------ bind / unbind
-
-expect_refusal "bind: malformed address refused" 2 "is not a PCI address" \
-	"$REBIND" bind 0000:01:00
-expect_refusal "bind: unknown device refused" 2 "unknown PCI device 0000:05:00.0" \
-	"$REBIND" bind 0000:05:00.0
-expect_refusal "bind: device with other IOMMU group members refused without --group, group listed" 3 \
-	'0000:01:00.1  driver=e1000e' "$REBIND" bind 0000:01:00.0
-
-BEFORE_BIND=$(snap)
-run bindg "$REBIND" bind --group 01:00.0
-if [[ $RC == 0 && $(readlink "$SYSFS/bus/pci/devices/0000:01:00.0/driver") == */vfio-pci &&
-	$(readlink "$SYSFS/bus/pci/devices/0000:01:00.1/driver") == */vfio-pci &&
-	$(cat "$SYSFS/bus/pci/devices/0000:01:00.1/driver_override") == vfio-pci &&
-	$(cat "$VFIO_CORE_STATEDIR/pci/0000:01:00.1") == $'driver=e1000e\noverride=' ]]; then
-	ok "bind --group: both functions on vfio-pci, original driver remembered"
-else
-	not_ok "bind --group" "rc=$RC" "$ERR"
-fi
-
-run bindb "$REBIND" bind 0000:04:00.0
-if [[ $RC == 0 && $(readlink "$SYSFS/bus/pci/devices/0000:04:00.0/driver") == */vfio-pci ]]; then
-	ok "bind: single-device group"
-else
-	not_ok "bind single" "$ERR"
-fi
-
-run bridge "$REBIND" bind 0000:03:00.0
-if [[ $RC == 0 && $(readlink "$SYSFS/bus/pci/devices/0000:00:1c.0/driver") == */pcieport ]]; then
-	ok "bind: PCI bridge in the group left on pcieport"
-else
-	not_ok "bridge" "$ERR"
-fi
-
-# A process holding the group open: unbind refuses and names it.
-mkdir -p "$PROCFS/4242/fd"
-echo qemu-system-x86 >"$PROCFS/4242/comm"
-ln -s /dev/vfio/13 "$PROCFS/4242/fd/27"
-expect_refusal "unbind: refused while pid 4242 holds /dev/vfio/13" 3 \
-	'4242 qemu-system-x86 /dev/vfio/13' "$REBIND" unbind 0000:04:00.0
-rm -rf "$PROCFS/4242"
-
-run unb "$REBIND" unbind 0000:04:00.0
-run ung "$REBIND" unbind --group 0000:01:00.1
-if [[ $RC == 0 && $(snap) == "$BEFORE_BIND" ]]; then
-	ok "unbind (--group): original drivers back, overrides cleared, state files gone: tree as before bind"
-else
-	not_ok "unbind" "$ERR" "$(diff <(echo "$BEFORE_BIND") <(snap) | head)"
-fi
-
-# driverctl: a persistent override to another driver is respected.
-cat >"$ROOT/bin/driverctl" <<'EOF'
-#!/bin/bash
-[[ $1 == list-overrides ]] && echo "0000:04:00.0 igb"
-EOF
-chmod +x "$ROOT/bin/driverctl"
-DRIVERCTL=$ROOT/bin/driverctl expect_refusal \
-	"bind: driverctl's persistent override to igb is respected (refused, no change)" 3 \
-	'driverctl has a persistent override to igb' "$REBIND" bind 0000:04:00.0
-
-# mdevctl: a defined mdev is started through mdevctl, not behind its back.
-cat >"$ROOT/bin/mdevctl" <<EOF
-#!/bin/bash
-echo "mdevctl \$*" >>"$ROOT/mdevctl.log"
-case "\$1" in
-list) [[ "\$*" == *$U_CCW* ]] && echo "$U_CCW 0.0.0313 vfio_ccw-io manual" ;;
-start) "$HERE/fake-sysfs-writer" "$SYSFS/devices/css0/0.0.0313/mdev_supported_types/vfio_ccw-io/create" "$U_CCW" ;;
-esac
-exit 0
-EOF
-chmod +x "$ROOT/bin/mdevctl"
-export MDEVCTL=$ROOT/bin/mdevctl
-"$REBIND" save "$WORK/state-mdevctl.json" 2>/dev/null
-w "bus/mdev/devices/$U_CCW/remove" 1
-run mctl "$REBIND" restore "$WORK/state-mdevctl.json"
-if [[ $RC == 0 && -e $SYSFS/bus/mdev/devices/$U_CCW ]] &&
-	grep -q "mdevctl start --uuid $U_CCW" "$ROOT/mdevctl.log" &&
-	grep -q '"mdevctl_defined": true' "$WORK/state-mdevctl.json"; then
-	ok "restore: mdev defined in mdevctl is started with mdevctl start"
-else
-	not_ok "mdevctl restore" "$ERR"
-fi
-export MDEVCTL=$ROOT/bin/no-mdevctl
-
-# ================================================================ vfio-swap
-
-if [[ -x $SWAP ]]; then
-	# shellcheck source=/dev/null
-	. "$HERE/swap_cases.sh"
-fi
-
+run_cases
 DONE=1
-echo "1..$N"
-echo "rebind_test: $PASS passed, $FAIL failed"
+echo "rebind_test: $PASS passed, $FAIL failed, $SKIPS skipped"
 ((FAIL == 0))

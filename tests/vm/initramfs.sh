@@ -15,8 +15,8 @@
 # modules are there, the stock one where the kernel has it (and what
 # `modprobe vfio` loads) and ours in lib/modules/KVER/updates/dkms/ as DKMS
 # installs it (where `vfio-swap to-ours` finds it), plus what the scripts
-# need: bash (Debian's bash-static as /bin/bash) and scripts/ as
-# /vfio-core/scripts. --ko defaults to the repository's vfio.ko; there is
+# need: bash (Debian's bash-static as /bin/bash), jq and flock, and
+# scripts/ as /vfio-core/scripts. --ko defaults to the repository's vfio.ko; there is
 # no fallback to the stock module for MODE=ours or swap. --kmods DIR adds DIR/*.ko
 # (default: tests/kmod). $GUEST_ROOT overrides where lib/modules/KVER is
 # taken from (tests/vm/harness.sh: guest_root).
@@ -196,6 +196,35 @@ bash_static() {
 	echo "$dir/bin/bash-static"
 }
 
+# swap_tools STAGE: what vfio-swap and vfio-rebind need beyond busybox
+# (MODE=swap): jq, and util-linux's flock (busybox-static has none), with
+# their libraries: the host's for amd64, else from the arch's debs (cached).
+swap_tools() {
+	local stage=$1 sys t deb
+	if [ "$arch" = amd64 ]; then
+		sys=/
+	else
+		sys=$VFIO_CORE_CACHE/sysroot/$arch-swap-tools
+		if [ ! -f "$sys/.done" ]; then
+			rm -rf "$sys"
+			mkdir -p "$sys/deb"
+			(cd "$sys/deb" && apt-get download -q "jq:$arch" "libjq1:$arch" \
+				"libonig5:$arch" "util-linux:$arch" "libc6:$arch" >/dev/null)
+			for deb in "$sys"/deb/*.deb; do
+				dpkg -x "$deb" "$sys"
+			done
+			rm -rf "$sys/deb"
+			touch "$sys/.done"
+		fi
+	fi
+	for t in usr/bin/jq usr/bin/flock; do
+		[ -x "$sys/$t" ] || die "no $sys/$t (apt-get install jq util-linux)"
+		mkdir -p "$stage/usr/bin"
+		cp -L "$sys/$t" "$stage/$t"
+		copy_elf "$sys" "$t" "$stage"
+	done
+}
+
 cpio_of() {
 	(cd "$1" && find . -mindepth 1 | LC_ALL=C sort |
 		cpio -o -H newc -R 0:0 --quiet)
@@ -274,6 +303,7 @@ if [ "$mode" = swap ]; then
 	mkdir -p "$ov/lib/modules/$kv/updates/dkms" "$ov/bin" "$ov/vfio-core"
 	cp "$ko" "$ov/lib/modules/$kv/updates/dkms/vfio.ko"
 	install -m 0755 "$(bash_static)" "$ov/bin/bash"
+	swap_tools "$ov"
 	cp -a "$repo_dir/scripts" "$ov/vfio-core/"
 fi
 shopt -s nullglob
