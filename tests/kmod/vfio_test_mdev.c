@@ -17,7 +17,14 @@
  *             KVM the vfio core holds no reference to)
  *
  * What the driver saw is in /sys/kernel/debug/vfio_test_mdev/status, one
- * "key value" pair per line.
+ * "key value" pair per line.  When open/close finds kvm->lock held by
+ * someone else (mutex_trylock() fails before it waits for the lock), it
+ * counts that and keeps the time (ktime_get_ns(), CLOCK_MONOTONIC) in a
+ * ring of the last VTM_RING such events, which
+ * /sys/kernel/debug/vfio_test_mdev/contended lists, oldest first, one
+ * number of nanoseconds per line (writing to it empties the ring).  The
+ * deadlock test matches those times against the releases of KVM VFIO
+ * devices it made, to show that the two paths really met on kvm->lock.
  *
  * The parent is a platform device "vfio_test_mdev" with one mdev type, which
  * the mdev core names after the parent's bus: "platform-test".  Create an
@@ -27,6 +34,7 @@
 
 #include <linux/debugfs.h>
 #include <linux/delay.h>
+#include <linux/ktime.h>
 #include <linux/kvm_host.h>
 #include <linux/mdev.h>
 #include <linux/module.h>
@@ -34,11 +42,13 @@
 #include <linux/mutex.h>
 #include <linux/platform_device.h>
 #include <linux/seq_file.h>
+#include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/vfio.h>
 
 #define VTM_NAME		"vfio_test_mdev"
 #define VTM_MAX_INSTANCES	4
+#define VTM_RING		4096
 
 static unsigned int delay_ms;
 module_param(delay_ms, uint, 0644);
@@ -71,10 +81,16 @@ struct vtm_stats {
 	bool last_open_kvm;	/* device->kvm was set at the last open */
 	unsigned int last_kvm_users; /* kvm->users_count seen at last open */
 	int last_error;		/* last error open_device() returned */
+	u64 kvm_lock_contended;	/* open/close found kvm->lock taken */
 };
 
 static DEFINE_SPINLOCK(vtm_stats_lock);
 static struct vtm_stats vtm_stats;
+
+/* When kvm->lock was found taken: the last VTM_RING times; vtm_stats_lock. */
+static u64 vtm_contended_ns[VTM_RING];
+static unsigned int vtm_contended_next;	/* next slot to write */
+static unsigned int vtm_contended_len;	/* valid entries */
 
 static struct platform_device *vtm_pdev;
 static struct mdev_parent vtm_parent;
@@ -88,6 +104,19 @@ static struct mdev_type vtm_type = {
 static struct mdev_type *vtm_types[] = {
 	&vtm_type,
 };
+
+static void vtm_note_contended(void)
+{
+	u64 now = ktime_get_ns();
+
+	spin_lock(&vtm_stats_lock);
+	vtm_stats.kvm_lock_contended++;
+	vtm_contended_ns[vtm_contended_next] = now;
+	vtm_contended_next = (vtm_contended_next + 1) % VTM_RING;
+	if (vtm_contended_len < VTM_RING)
+		vtm_contended_len++;
+	spin_unlock(&vtm_stats_lock);
+}
 
 /*
  * Take and drop kvm->lock as a driver that configures its KVM would.
@@ -105,7 +134,10 @@ static unsigned int vtm_touch_kvm(struct kvm *kvm)
 	if (!kvm || !READ_ONCE(lock_kvm))
 		return 0;
 
-	mutex_lock(&kvm->lock);
+	if (!mutex_trylock(&kvm->lock)) {
+		vtm_note_contended();
+		mutex_lock(&kvm->lock);
+	}
 	users = refcount_read(&kvm->users_count);
 	if (hold)
 		msleep(hold);
@@ -232,9 +264,55 @@ static int vtm_status_show(struct seq_file *s, void *unused)
 	seq_printf(s, "last_open_kvm %d\n", st.last_open_kvm);
 	seq_printf(s, "last_kvm_users %u\n", st.last_kvm_users);
 	seq_printf(s, "last_error %d\n", st.last_error);
+	seq_printf(s, "kvm_lock_contended %llu\n", st.kvm_lock_contended);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(vtm_status);
+
+static int vtm_contended_show(struct seq_file *s, void *unused)
+{
+	unsigned int i, len, first;
+	u64 *ns;
+
+	ns = kmalloc_array(VTM_RING, sizeof(*ns), GFP_KERNEL);
+	if (!ns)
+		return -ENOMEM;
+	spin_lock(&vtm_stats_lock);
+	len = vtm_contended_len;
+	first = (vtm_contended_next + VTM_RING - len) % VTM_RING;
+	for (i = 0; i < len; i++)
+		ns[i] = vtm_contended_ns[(first + i) % VTM_RING];
+	spin_unlock(&vtm_stats_lock);
+
+	for (i = 0; i < len; i++)
+		seq_printf(s, "%llu\n", ns[i]);
+	kfree(ns);
+	return 0;
+}
+
+static int vtm_contended_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, vtm_contended_show, inode->i_private);
+}
+
+static ssize_t vtm_contended_write(struct file *file, const char __user *buf,
+				   size_t len, loff_t *ppos)
+{
+	spin_lock(&vtm_stats_lock);
+	vtm_contended_len = 0;
+	vtm_contended_next = 0;
+	spin_unlock(&vtm_stats_lock);
+	return len;
+}
+
+static const struct file_operations vtm_contended_fops = {
+	.owner = THIS_MODULE,
+	.open = vtm_contended_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.write = vtm_contended_write,
+	.release = single_release,
+};
 
 static int __init vtm_init(void)
 {
@@ -260,6 +338,8 @@ static int __init vtm_init(void)
 	vtm_debugfs = debugfs_create_dir(VTM_NAME, NULL);
 	debugfs_create_file("status", 0444, vtm_debugfs, NULL,
 			    &vtm_status_fops);
+	debugfs_create_file("contended", 0644, vtm_debugfs, NULL,
+			    &vtm_contended_fops);
 	return 0;
 
 err_pdev:
