@@ -813,6 +813,7 @@ for ((id = 0; id < njobs; id++)); do
 	case "${job_name[id]}" in
 	"boot "*) k=${job_name[id]#boot }; k="${k%%/*} boots" ;;
 	"prepare the "*) k=${job_name[id]#prepare the }; k="${k% lane} preparation" ;;
+	"fuzz compare "*) k="fuzz comparisons" ;;
 	*) k="host checks" ;;
 	esac
 	kind_ms[$k]=$((${kind_ms[$k]:-0} + $(cat "$(job_dir "$id")/ms" 2>/dev/null || echo 0)))

@@ -25,18 +25,21 @@
  *          its VM and creates a new one (stock keeps one VM: its vfio holds
  *          no VM reference, and the test driver would touch a freed VM).
  *          And the race must have happened: at least DEADLOCK_MIN_RACED
- *          releases of a KVM VFIO device ran while the driver's open or
- *          close waited for the kvm->lock they held, through at least
- *          DEADLOCK_MIN_VMS VMs.
+ *          releases of a KVM VFIO device ran while an open or close of
+ *          the device was in the driver, inside vfio's locks, on its way
+ *          to, waiting for or holding the VM's kvm->lock (stock's deadlock
+ *          window), through at least DEADLOCK_MIN_VMS VMs.
  * How a raced release is seen: the releaser notes the CLOCK_MONOTONIC time
- * before and after each close() of a KVM VFIO device fd, and the test
- * driver keeps the time of each open/close that found kvm->lock taken
- * (its mutex_trylock() failed; "contended" in its debugfs). While the
- * releaser is inside that close(), the release is the only other user of
- * the VM's kvm->lock (the opener is the driver's caller; KVM_CREATE_DEVICE
- * and the VM's end are other calls of the releaser), so a contended time
- * inside a release's interval is that release holding kvm->lock while an
- * open or close of the device, inside vfio's locks, waited for it.
+ * before and after each close() of a KVM VFIO device fd (that close() is
+ * the release: kvm_device_release()), and the test driver keeps, for each
+ * open/close with a VM, when it entered, went for kvm->lock, got it and
+ * left (its debugfs "kvm_lock"); a release whose interval meets such a
+ * span ran while that open or close held vfio's locks around its
+ * kvm->lock. Also counted, and printed: the releases that met the part of
+ * a span where the driver waited for or held kvm->lock, and how often the
+ * driver found kvm->lock held by someone else (its mutex_trylock()
+ * failed): rare on ours, whose release holds kvm->lock for microseconds,
+ * since it no longer waits for vfio's group_lock under it.
  * Knobs (environment): DEADLOCK_ITERS (1000), DEADLOCK_TIMEOUT (240),
  * DEADLOCK_STALL (10), DEADLOCK_DELAY_MS (1), DEADLOCK_HOLD_MS (1),
  * DEADLOCK_VM_CYCLE (8, ours only), DEADLOCK_MIN_RACED (20),
@@ -57,7 +60,7 @@
 #define NTESTS_STOCK	6
 #define NTESTS_OURS	8
 #define MAX_RELEASES	(1 << 16)
-#define VTM_CONTENDED	"/sys/kernel/debug/vfio_test_mdev/contended"
+#define VTM_KVM_LOCK	"/sys/kernel/debug/vfio_test_mdev/kvm_lock"
 
 struct shared {
 	uint64_t opens;		/* opener rounds */
@@ -311,34 +314,39 @@ static char dump_task(pid_t pid, int tid, const char *role, char *stack,
 	return state;
 }
 
-/*
- * The driver's contended times (sorted: it logs them as they happen) into
- * *t; returns how many, -1 when the file is unreadable.
- */
-static long read_contended(uint64_t **t)
+/* An open/close of the driver with a VM (its debugfs "kvm_lock"). */
+struct span {
+	uint64_t enter, want, got, exit;
+};
+
+/* The driver's spans, in time order, into *sp; how many, -1 if unreadable. */
+static long read_spans(struct span **sp)
 {
 	size_t cap = 8192, n = 0;
-	char line[64];
+	unsigned long long e, w, g, x;
+	char line[128];
 	FILE *f;
 
-	*t = malloc(cap * sizeof(**t));
-	f = fopen(VTM_CONTENDED, "r");
-	if (!f || !*t) {
+	*sp = malloc(cap * sizeof(**sp));
+	f = fopen(VTM_KVM_LOCK, "r");
+	if (!f || !*sp) {
 		if (f)
 			fclose(f);
 		return -1;
 	}
 	while (n < cap && fgets(line, sizeof(line), f))
-		(*t)[n++] = strtoull(line, NULL, 10);
+		if (sscanf(line, "%llu %llu %llu %llu", &e, &w, &g, &x) == 4)
+			(*sp)[n++] = (struct span){ e, w, g, x };
 	fclose(f);
 	return n;
 }
 
 /*
- * Of the first n releases, how many had a contended time of the driver
- * inside them (both lists in time order).
+ * Of the first n releases, how many met a span (from its WANT on, with
+ * from_want; else from its ENTER) of the driver. Both in time order: one
+ * opener, one releaser.
  */
-static uint64_t raced_releases(uint64_t n, const uint64_t *t, long nt)
+static uint64_t raced_releases(uint64_t n, const struct span *sp, long ns, bool from_want)
 {
 	uint64_t raced = 0;
 	long j = 0;
@@ -346,9 +354,9 @@ static uint64_t raced_releases(uint64_t n, const uint64_t *t, long nt)
 	for (uint64_t i = 0; i < n && i < MAX_RELEASES; i++) {
 		if (!rel[i].end)
 			continue;
-		while (j < nt && t[j] < rel[i].start)
+		while (j < ns && sp[j].exit < rel[i].start)
 			j++;
-		if (j < nt && t[j] <= rel[i].end)
+		if (j < ns && (from_want ? sp[j].want : sp[j].enter) <= rel[i].end)
 			raced++;
 	}
 	return raced;
@@ -364,8 +372,9 @@ int main(void)
 	long vm_cycle = env_long("DEADLOCK_VM_CYCLE", 8);
 	long min_raced = env_long("DEADLOCK_MIN_RACED", 20);
 	long min_vms = env_long("DEADLOCK_MIN_VMS", 100);
-	uint64_t *ct = NULL, raced = 0;
-	long nct;
+	uint64_t raced = 0, raced_lock = 0;
+	struct span *sp = NULL;
+	long nsp;
 	char stack_o[4096], stack_r[4096], v[16];
 	uint64_t last_o = 0, last_r = 0, o, r;
 	double t0, last_progress, t_ready = 0, t;
@@ -403,8 +412,8 @@ int main(void)
 		bail("create mdev %s with an IOMMU group", MDEV_UUID);
 	if (hung_task_report(0))
 		diag("a hung-task report is already in the kernel log");
-	if (write_file(VTM_CONTENDED, "0"))
-		bail("cannot empty %s", VTM_CONTENDED);
+	if (write_file(VTM_KVM_LOCK, "0"))
+		bail("cannot empty %s", VTM_KVM_LOCK);
 	ok(true, "setup: modules, knobs, mdev %s in /dev/vfio/%d", MDEV_UUID,
 	   group);
 
@@ -478,23 +487,23 @@ int main(void)
 		st_r = dump_task(pid, sh->tid_releaser, "releaser", stack_r,
 				 sizeof(stack_r));
 	}
-	nct = read_contended(&ct);
-	raced = nct > 0 ? raced_releases(r, ct, nct) : 0;
-	diag("the driver found kvm->lock taken %lld times (%ld kept); %llu of %llu releases overlapped one",
-	     vtm_stat("kvm_lock_contended"), nct, (unsigned long long)raced,
-	     (unsigned long long)r);
+	nsp = read_spans(&sp);
+	raced = nsp > 0 ? raced_releases(r, sp, nsp, false) : 0;
+	raced_lock = nsp > 0 ? raced_releases(r, sp, nsp, true) : 0;
+	diag("%llu of %llu releases ran while an open/close with a VM was in the driver (%ld such open/closes kept), %llu of them while it waited for or held kvm->lock; the driver found kvm->lock held %lld times",
+	     (unsigned long long)raced, (unsigned long long)r, nsp,
+	     (unsigned long long)raced_lock, vtm_stat("kvm_lock_contended"));
 	if (hung && r < MAX_RELEASES && rel[r].start && !rel[r].end)
-		diag("release %llu entered close() %.3fs ago and never returned; the driver last found kvm->lock taken %+.3fs after it entered",
-		     (unsigned long long)r, (now_s() * 1e9 - rel[r].start) / 1e9,
-		     nct > 0 ? ((double)ct[nct - 1] - (double)rel[r].start) / 1e9 : 0.0);
+		diag("release %llu entered close() %.1fs before the hang was called and never returned",
+		     (unsigned long long)r, (now_s() * 1e9 - rel[r].start) / 1e9);
 	if (ours) {
 		ok(!hung && !sh->failed && o >= (uint64_t)iters &&
 		   r >= (uint64_t)iters,
 		   "ours: %llu open/close and %llu KVM VFIO device rounds raced, %s",
 		   (unsigned long long)o, (unsigned long long)r,
 		   hung ? "HUNG" : timed_out ? "too slow (timeout)" : "no hang");
-		ok(!hung && nct >= 0 && raced >= (uint64_t)min_raced,
-		   "ours: %llu releases ran while an open/close waited for their kvm->lock (at least %ld)",
+		ok(!hung && nsp >= 0 && raced >= (uint64_t)min_raced,
+		   "ours: %llu KVM VFIO device releases ran while an open/close was in the driver inside vfio's locks, around kvm->lock (at least %ld)",
 		   (unsigned long long)raced, min_raced);
 		ok(sh->vms >= (uint64_t)min_vms, "ours: through %llu VMs (at least %ld)",
 		   (unsigned long long)sh->vms, min_vms);
@@ -535,7 +544,7 @@ int main(void)
 	}
 
 	/* cleanup (ours): stock's deadlocked tasks hold the device for good */
-	free(ct);
+	free(sp);
 	if (!ours) {
 		if (hung)
 			diag("leaving pid %d stuck; the harness powers off", pid);

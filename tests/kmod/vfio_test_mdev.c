@@ -17,14 +17,15 @@
  *             KVM the vfio core holds no reference to)
  *
  * What the driver saw is in /sys/kernel/debug/vfio_test_mdev/status, one
- * "key value" pair per line.  When open/close finds kvm->lock held by
- * someone else (mutex_trylock() fails before it waits for the lock), it
- * counts that and keeps the time (ktime_get_ns(), CLOCK_MONOTONIC) in a
- * ring of the last VTM_RING such events, which
- * /sys/kernel/debug/vfio_test_mdev/contended lists, oldest first, one
- * number of nanoseconds per line (writing to it empties the ring).  The
- * deadlock test matches those times against the releases of KVM VFIO
- * devices it made, to show that the two paths really met on kvm->lock.
+ * "key value" pair per line.  Each open/close with a VM also leaves the
+ * times (ktime_get_ns(), CLOCK_MONOTONIC) when it entered the driver, went
+ * for kvm->lock, got it and left, in a ring of the last VTM_RING, which
+ * /sys/kernel/debug/vfio_test_mdev/kvm_lock lists, oldest first, as
+ * "ENTER WANT GOT EXIT" lines of nanoseconds (writing to it empties it);
+ * WANT < GOT by more than a trylock means someone else held kvm->lock
+ * (counted as kvm_lock_contended).  The deadlock test matches those spans
+ * against the releases of KVM VFIO devices it made, to show that the two
+ * paths really met around kvm->lock.
  *
  * The parent is a platform device "vfio_test_mdev" with one mdev type, which
  * the mdev core names after the parent's bus: "platform-test".  Create an
@@ -81,16 +82,24 @@ struct vtm_stats {
 	bool last_open_kvm;	/* device->kvm was set at the last open */
 	unsigned int last_kvm_users; /* kvm->users_count seen at last open */
 	int last_error;		/* last error open_device() returned */
-	u64 kvm_lock_contended;	/* open/close found kvm->lock taken */
+	u64 kvm_lock_contended;	/* open/close found kvm->lock held */
 };
 
 static DEFINE_SPINLOCK(vtm_stats_lock);
 static struct vtm_stats vtm_stats;
 
-/* When kvm->lock was found taken: the last VTM_RING times; vtm_stats_lock. */
-static u64 vtm_contended_ns[VTM_RING];
-static unsigned int vtm_contended_next;	/* next slot to write */
-static unsigned int vtm_contended_len;	/* valid entries */
+/* An open/close with a VM around kvm->lock: when it entered, wanted, got, left. */
+struct vtm_span {
+	u64 enter;
+	u64 want;
+	u64 got;
+	u64 exit;
+};
+
+/* The last VTM_RING spans; protected by vtm_stats_lock. */
+static struct vtm_span vtm_spans[VTM_RING];
+static unsigned int vtm_spans_next;	/* next slot to write */
+static unsigned int vtm_spans_len;	/* valid entries */
 
 static struct platform_device *vtm_pdev;
 static struct mdev_parent vtm_parent;
@@ -105,16 +114,15 @@ static struct mdev_type *vtm_types[] = {
 	&vtm_type,
 };
 
-static void vtm_note_contended(void)
+static void vtm_log_span(const struct vtm_span *span, bool contended)
 {
-	u64 now = ktime_get_ns();
-
 	spin_lock(&vtm_stats_lock);
-	vtm_stats.kvm_lock_contended++;
-	vtm_contended_ns[vtm_contended_next] = now;
-	vtm_contended_next = (vtm_contended_next + 1) % VTM_RING;
-	if (vtm_contended_len < VTM_RING)
-		vtm_contended_len++;
+	if (contended)
+		vtm_stats.kvm_lock_contended++;
+	vtm_spans[vtm_spans_next] = *span;
+	vtm_spans_next = (vtm_spans_next + 1) % VTM_RING;
+	if (vtm_spans_len < VTM_RING)
+		vtm_spans_len++;
 	spin_unlock(&vtm_stats_lock);
 }
 
@@ -126,6 +134,8 @@ static unsigned int vtm_touch_kvm(struct kvm *kvm)
 {
 	unsigned int delay = READ_ONCE(delay_ms);
 	unsigned int hold = READ_ONCE(hold_ms);
+	struct vtm_span span = { .enter = ktime_get_ns() };
+	bool contended = false;
 	unsigned int users;
 
 	if (delay)
@@ -134,14 +144,18 @@ static unsigned int vtm_touch_kvm(struct kvm *kvm)
 	if (!kvm || !READ_ONCE(lock_kvm))
 		return 0;
 
+	span.want = ktime_get_ns();
 	if (!mutex_trylock(&kvm->lock)) {
-		vtm_note_contended();
+		contended = true;
 		mutex_lock(&kvm->lock);
 	}
+	span.got = ktime_get_ns();
 	users = refcount_read(&kvm->users_count);
 	if (hold)
 		msleep(hold);
 	mutex_unlock(&kvm->lock);
+	span.exit = ktime_get_ns();
+	vtm_log_span(&span, contended);
 
 	return users;
 }
@@ -269,48 +283,49 @@ static int vtm_status_show(struct seq_file *s, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(vtm_status);
 
-static int vtm_contended_show(struct seq_file *s, void *unused)
+static int vtm_kvm_lock_show(struct seq_file *s, void *unused)
 {
+	struct vtm_span *spans;
 	unsigned int i, len, first;
-	u64 *ns;
 
-	ns = kmalloc_array(VTM_RING, sizeof(*ns), GFP_KERNEL);
-	if (!ns)
+	spans = kmalloc_array(VTM_RING, sizeof(*spans), GFP_KERNEL);
+	if (!spans)
 		return -ENOMEM;
 	spin_lock(&vtm_stats_lock);
-	len = vtm_contended_len;
-	first = (vtm_contended_next + VTM_RING - len) % VTM_RING;
+	len = vtm_spans_len;
+	first = (vtm_spans_next + VTM_RING - len) % VTM_RING;
 	for (i = 0; i < len; i++)
-		ns[i] = vtm_contended_ns[(first + i) % VTM_RING];
+		spans[i] = vtm_spans[(first + i) % VTM_RING];
 	spin_unlock(&vtm_stats_lock);
 
 	for (i = 0; i < len; i++)
-		seq_printf(s, "%llu\n", ns[i]);
-	kfree(ns);
+		seq_printf(s, "%llu %llu %llu %llu\n", spans[i].enter, spans[i].want,
+			   spans[i].got, spans[i].exit);
+	kfree(spans);
 	return 0;
 }
 
-static int vtm_contended_open(struct inode *inode, struct file *file)
+static int vtm_kvm_lock_open(struct inode *inode, struct file *file)
 {
-	return single_open(file, vtm_contended_show, inode->i_private);
+	return single_open(file, vtm_kvm_lock_show, inode->i_private);
 }
 
-static ssize_t vtm_contended_write(struct file *file, const char __user *buf,
-				   size_t len, loff_t *ppos)
+static ssize_t vtm_kvm_lock_write(struct file *file, const char __user *buf,
+				  size_t len, loff_t *ppos)
 {
 	spin_lock(&vtm_stats_lock);
-	vtm_contended_len = 0;
-	vtm_contended_next = 0;
+	vtm_spans_len = 0;
+	vtm_spans_next = 0;
 	spin_unlock(&vtm_stats_lock);
 	return len;
 }
 
-static const struct file_operations vtm_contended_fops = {
+static const struct file_operations vtm_kvm_lock_fops = {
 	.owner = THIS_MODULE,
-	.open = vtm_contended_open,
+	.open = vtm_kvm_lock_open,
 	.read = seq_read,
 	.llseek = seq_lseek,
-	.write = vtm_contended_write,
+	.write = vtm_kvm_lock_write,
 	.release = single_release,
 };
 
@@ -338,8 +353,8 @@ static int __init vtm_init(void)
 	vtm_debugfs = debugfs_create_dir(VTM_NAME, NULL);
 	debugfs_create_file("status", 0444, vtm_debugfs, NULL,
 			    &vtm_status_fops);
-	debugfs_create_file("contended", 0644, vtm_debugfs, NULL,
-			    &vtm_contended_fops);
+	debugfs_create_file("kvm_lock", 0644, vtm_debugfs, NULL,
+			    &vtm_kvm_lock_fops);
 	return 0;
 
 err_pdev:
