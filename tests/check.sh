@@ -193,6 +193,28 @@ job_end() {
 	[ "$st" = 0 ] || echo "FAIL ${job_name[id]}: harness error: the job ended with status $st"
 }
 
+# kill_tree PID: PID and every process under it (a job: its boot's run.sh
+# and QEMU too).
+kill_tree() {
+	local c
+	for c in $(pgrep -P "$1" || true); do
+		kill_tree "$c"
+	done
+	kill -TERM "$1" 2>/dev/null || true
+}
+
+# An interrupted run leaves no job behind.
+on_signal() {
+	local pid
+	trap - INT TERM
+	for pid in "${!job_of_pid[@]}"; do
+		kill_tree "$pid"
+	done
+	echo "check: interrupted" >&2
+	exit 130
+}
+trap on_signal INT TERM
+
 # jobs_run: runs the queue, JOBS at a time, in queue order as their
 # dependencies allow.
 jobs_run() {
