@@ -122,7 +122,9 @@ console_reports() {
 		{
 			for (i = 1; i <= k; i++)
 				if ($0 ~ re[i]) {
-					printf "%d\t%s\t%s\t%s\n", win, phase, name[i], $0
+					line = $0
+					gsub(/\t/, " ", line)
+					printf "%d\t%s\t%s\t%s\n", win, phase, name[i], line
 					break
 				}
 		}
