@@ -294,14 +294,14 @@ amd64_env() {
 }
 
 # stack_env DIR: the lane keys of a kernel directory with an "env" file
-# (KDIR, ARCH, CROSS_COMPILE, KCPPFLAGS, REF_SYMVERS, GUEST_ROOT,
-# GUEST_KERNEL); its name is the ABI.
+# (KDIR, ARCH, CROSS_COMPILE, KCPPFLAGS, REF_SYMVERS, KMOD_SYMBOLS,
+# GUEST_ROOT, GUEST_KERNEL, ABI; without ABI, the directory's name is).
 stack_env() {
 	(
 		set +u
 		# shellcheck source=/dev/null disable=SC2153 # the env file's
 		. "$1/env"
-		printf 'ABI=%s\n' "${1##*/}"
+		printf 'ABI=%s\n' "${ABI:-${1##*/}}"
 		printf 'KDIR=%s\nKARCH=%s\nCROSS_COMPILE=%s\nKCPPFLAGS=%s\n' "$KDIR" "${ARCH:-}" \
 			"${CROSS_COMPILE:-}" "${KCPPFLAGS:-}"
 		printf 'REF_SYMVERS=%s\nKMOD_SYMBOLS=%s\n' "${REF_SYMVERS:-}" "${KMOD_SYMBOLS:-}"
