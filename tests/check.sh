@@ -272,7 +272,9 @@ amd64_kdir() {
 
 # ------------------------------------------------------------------- lanes
 # A lane is a guest suite: a kernel, and the tests.list entries whose
-# ARCHES name the lane. lane NAME QEMU_ARCH ENV_FUNCTION registers one;
+# ARCHES name the lane. lane NAME QEMU_ARCH ENV_FUNCTION [FACTOR] registers
+# one (FACTOR: its tests' timeouts are tests.list's times FACTOR, for a slow
+# kernel; default 1);
 # ENV_FUNCTION (run in the lane's first job) prints the kernel as
 # KEY=VALUE lines: ABI (the name run.sh boots it by), KDIR (its build
 # tree) and, where they apply, KARCH, CROSS_COMPILE, KCPPFLAGS (make
@@ -282,10 +284,11 @@ amd64_kdir() {
 # instead of a fetched Debian kernel); or SKIP=why, when the lane cannot
 # run here. A lane that is a script printing a directory with an "env" file
 # (like tests/vm/s390x-stack.sh) uses stack_env to print it.
-declare -A lane_qarch=() lane_envfn=()
+declare -A lane_qarch=() lane_envfn=() lane_factor=()
 lane() {
 	lane_qarch[$1]=$2
 	lane_envfn[$1]=$3
+	lane_factor[$1]=${4:-1}
 }
 
 amd64_env() {
@@ -588,6 +591,7 @@ queue_lane() {
 	prep=$last_job
 	lane_prep_job[$lane]=$prep
 	while read -r name tmodes limit flags; do
+		limit=$((limit * lane_factor[$lane]))
 		for m in $modes; do
 			[[ ",$tmodes," == *",$m,"* ]] || continue
 			group=$(flag "$flags" boot)
