@@ -478,7 +478,9 @@ lane_boot() {
 		fi
 		args+=(--ko "$OURS")
 	fi
-	[ "$grace" = - ] || args+=(--end-grace "$grace")
+	# A slow lane (its FACTOR) gets more time for its end-of-boot checks too.
+	[ "$grace" != - ] || grace=$((${END_GRACE:-60} * lane_factor[$lane]))
+	args+=(--end-grace "$grace")
 	res=$logdir/$lane-$m-$label
 	[ "$self" = 0 ] || echo "(harness self-tests: each must end as tests.list says; their verdicts follow run.sh's)"
 	rc=0
