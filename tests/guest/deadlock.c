@@ -42,7 +42,7 @@
  * since it no longer waits for vfio's group_lock under it.
  * Knobs (environment): DEADLOCK_ITERS (1000), DEADLOCK_TIMEOUT (240),
  * DEADLOCK_STALL (10), DEADLOCK_DELAY_MS (1), DEADLOCK_HOLD_MS (1),
- * DEADLOCK_VM_CYCLE (8, ours only), DEADLOCK_MIN_RACED (20),
+ * DEADLOCK_VM_CYCLE (8, ours only), DEADLOCK_MIN_RACED (50),
  * DEADLOCK_MIN_VMS (100).
  *
  * Output is TAP on stdout.
@@ -370,7 +370,7 @@ int main(void)
 	long delay_ms = env_long("DEADLOCK_DELAY_MS", 1);
 	long hold_ms = env_long("DEADLOCK_HOLD_MS", 1);
 	long vm_cycle = env_long("DEADLOCK_VM_CYCLE", 8);
-	long min_raced = env_long("DEADLOCK_MIN_RACED", 20);
+	long min_raced = env_long("DEADLOCK_MIN_RACED", 50);
 	long min_vms = env_long("DEADLOCK_MIN_VMS", 100);
 	uint64_t raced = 0, raced_lock = 0;
 	struct span *sp = NULL;
