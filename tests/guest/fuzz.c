@@ -54,7 +54,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
-#define NTESTS		6
+#define NTESTS		7
 
 #define REGION_BASE	0x100000000000ULL
 #define REGION_SIZE	(1UL << 20)
@@ -928,7 +928,7 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("1..%d\n", NTESTS);
+	tap_plan(NTESTS);
 	if (tr && *tr) {
 		trace_from = strtol(tr, NULL, 0);
 		trace_to = strchr(tr, ':') ? strtol(strchr(tr, ':') + 1, NULL, 0) : trace_from + 1;
@@ -940,7 +940,7 @@ int main(int argc, char **argv)
 	kfd = kmsg_open();
 	mount_debugfs();
 
-	/* 1: setup */
+	/* 1: the vfio.ko this boot is for (the comparison needs it); 2: setup */
 	for (int i = 0; i < N_EFD_IRQ; i++)
 		efd_irq[i] = -1;
 	for (int k = 0; k < NKINDS; k++)
@@ -948,6 +948,10 @@ int main(int argc, char **argv)
 	if (setup_devices(why, sizeof(why))) {
 		ok(0, "setup: %s", why);
 		printf("Bail out! setup failed\n");
+		return 1;
+	}
+	if (!check_flavour()) {
+		printf("Bail out! not the vfio.ko this boot is for\n");
 		return 1;
 	}
 	for (int i = 0; i < N_EFD_IO; i++) {
@@ -978,7 +982,7 @@ int main(int argc, char **argv)
 	   is_s390x() ? "virtio-rng" : "edu", pci_bdf, pci_grp, mdev_a_grp,
 	   mdev_b_grp, base_vfio, base_t1, base_vtm);
 
-	/* 2: the calls, in a child; the parent watches for progress */
+	/* 3: the calls, in a child; the parent watches for progress */
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0)
@@ -1024,7 +1028,7 @@ int main(int argc, char **argv)
 	   exited && WIFSIGNALED(st) ? ", fuzzer killed by a signal" : "",
 	   sh->err[0] ? sh->err : "");
 
-	/* 3: the world could always be rebuilt */
+	/* 4: the world could always be rebuilt */
 	ok(!sh->reset_failures && sh->resets == (uint64_t)((calls - 1) / reset_every),
 	   "the world was rebuilt %llu times, %llu failed",
 	   (unsigned long long)sh->resets, (unsigned long long)sh->reset_failures);
@@ -1037,7 +1041,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	/* 4: refcounts back */
+	/* 5: refcounts back */
 	usleep(200000);
 	r_vfio = mod_refcnt("vfio");
 	r_t1 = mod_refcnt("vfio_iommu_type1");
@@ -1047,7 +1051,7 @@ int main(int argc, char **argv)
 	   "refcnt after: vfio %ld/%ld, type1 %ld/%ld, vfio_test_mdev %ld/%ld, mdevs open %lld",
 	   r_vfio, base_vfio, r_t1, base_t1, r_vtm, base_vtm, vtm_stat("open_now"));
 
-	/* 5: the whole stack unloads */
+	/* 6: the whole stack unloads */
 	mdev_remove(MDEV_A);
 	mdev_remove(MDEV_B);
 	pci_bind(pci_bdf, "");
@@ -1058,8 +1062,8 @@ int main(int argc, char **argv)
 	ok(!module_loaded("vfio"), "the vfio stack unloads: vfio %s",
 	   module_loaded("vfio") ? "STILL LOADED" : "gone");
 
-	/* 6: kernel log */
+	/* 7: kernel log */
 	bad = kmsg_scan(kfd, 40, 0);
 	ok(bad == 0, "kernel log clean during the run (%d bad lines)", bad);
-	return tap_failed ? 1 : 0;
+	return tap_done();
 }

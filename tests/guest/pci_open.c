@@ -8,6 +8,7 @@
 #include "tap.h"
 #include <endian.h>
 
+#define NSTEPS		32	/* the STEP()s below */
 #define DMA_IOVA	0x10000000ULL
 #define DMA_SIZE	(1UL << 20)
 
@@ -82,6 +83,7 @@ int main(void)
 	void *buf;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	tap_plan(NSTEPS);
 
 	STEP(pci_find(EDU_VENDOR, EDU_DEVICE, bdf, sizeof(bdf)), "found the edu device %04x:%04x",
 	     EDU_VENDOR, EDU_DEVICE);

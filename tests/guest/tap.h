@@ -46,7 +46,7 @@
 
 static int tap_n;
 static int tap_failed;
-static int tap_planned;
+static int tap_planned = -1;
 
 static inline void tap_vline(int ok, const char *directive, const char *fmt, va_list ap)
 {
@@ -96,12 +96,33 @@ static inline void __attribute__((format(printf, 1, 2))) diag(const char *fmt, .
 	fflush(stdout);
 }
 
-/* The plan up front ("1..n"), for a test that knows its count; tap_done() then prints none. */
+/*
+ * The plan, before the first result: the number of results the test will
+ * print. The harness fails a test whose plan is missing, comes late or
+ * does not match what ran, so a test cut short cannot pass.
+ */
 static inline void tap_plan(int n)
 {
 	printf("1..%d\n", n);
 	fflush(stdout);
-	tap_planned = 1;
+	tap_planned = n;
+}
+
+/*
+ * The test cannot run here (what it checks is missing): "1..0 # SKIP why"
+ * instead of a plan, and exit 0. The harness counts it as a skipped test.
+ */
+static inline void __attribute__((noreturn, format(printf, 1, 2))) tap_skip_all(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("1..0 # SKIP ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	exit(0);
 }
 
 /*
@@ -207,14 +228,15 @@ expect(long got, long want, const char *fmt, ...)
 	return 0;
 }
 
+/* The exit status: 0 when every planned check ran and passed. */
 static inline int tap_done(void)
 {
-	if (!tap_planned)
-		printf("1..%d\n", tap_n);
 	if (tap_failed)
 		printf("# %d of %d checks failed\n", tap_failed, tap_n);
+	if (tap_n != tap_planned)
+		printf("# planned %d checks, ran %d\n", tap_planned, tap_n);
 	fflush(stdout);
-	return tap_failed ? 1 : 0;
+	return tap_failed || tap_n != tap_planned ? 1 : 0;
 }
 
 /* ARCH from the harness, else the machine's. */
@@ -595,26 +617,37 @@ static inline int conf_pci_device(char *bdf, size_t len, int *group)
 }
 
 /*
- * The vfio.ko under test is the flavour the harness asked for: stock is
- * version 0.3, ours is any other. Call once vfio is loaded.
+ * The vfio.ko under test is the one the harness booted this guest for
+ * (VFIO_MODE, VFIO_SRCVERSION): stock is version 0.3, ours has a version
+ * and it is not 0.3, and the loaded module's srcversion is the one of the
+ * file the harness packed. One check; call once vfio is loaded.
  */
-static inline void check_flavour(void)
+static inline int check_flavour(void)
 {
 	const char *mode = getenv("VFIO_MODE");
-	char ver[32] = "none";
+	const char *want = getenv("VFIO_SRCVERSION");
+	char ver[32] = "", src[64] = "";
+	int have_ver, good;
 
-	if (!mode || (strcmp(mode, "stock") && strcmp(mode, "ours"))) {
-		skip("VFIO_MODE not set", "vfio.ko flavour");
-		return;
-	}
-	read_file("/sys/module/vfio/version", ver, sizeof(ver));
-	ok(!strcmp(mode, "stock") == !strcmp(ver, "0.3"), "vfio.ko is the %s one (version %s)", mode, ver);
+	have_ver = !read_file("/sys/module/vfio/version", ver, sizeof(ver)) && *ver;
+	read_file("/sys/module/vfio/srcversion", src, sizeof(src));
+	if (!mode || (strcmp(mode, "stock") && strcmp(mode, "ours")))
+		return ok(0, "vfio.ko flavour: VFIO_MODE must be stock or ours, not '%s'", mode ? mode : "");
+	good = have_ver && !strcmp(mode, "stock") == !strcmp(ver, "0.3") &&
+	       (!want || !*want || !strcmp(src, want));
+	return ok(good, "vfio.ko is the %s one (version %s, srcversion %s; the harness packed %s)", mode,
+		  have_ver ? ver : "MISSING", *src ? src : "MISSING", want && *want ? want : "(not told)");
 }
 
-/* A conformance test starts: line-buffered TAP, and where it runs. */
-static inline void conf_start(void)
+/*
+ * A conformance test starts: line-buffered TAP, its plan (the checks it
+ * makes on amd64 and on s390x: the guests have different devices, and the
+ * checks a guest cannot make are skips) and where it runs.
+ */
+static inline void conf_start(int checks_amd64, int checks_s390x)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	tap_plan(is_s390x() ? checks_s390x : checks_amd64);
 	diag("arch %s, mode %s", test_arch(), getenv("VFIO_MODE") ? getenv("VFIO_MODE") : "?");
 }
 

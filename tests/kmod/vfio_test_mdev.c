@@ -17,7 +17,15 @@
  *             KVM the vfio core holds no reference to)
  *
  * What the driver saw is in /sys/kernel/debug/vfio_test_mdev/status, one
- * "key value" pair per line.
+ * "key value" pair per line.  Each open/close with a VM also leaves the
+ * times (ktime_get_ns(), CLOCK_MONOTONIC) when it entered the driver, went
+ * for kvm->lock, got it and left, in a ring of the last VTM_RING, which
+ * /sys/kernel/debug/vfio_test_mdev/kvm_lock lists, oldest first, as
+ * "ENTER WANT GOT EXIT" lines of nanoseconds (writing to it empties it);
+ * WANT < GOT by more than a trylock means someone else held kvm->lock
+ * (counted as kvm_lock_contended).  The deadlock test matches those spans
+ * against the releases of KVM VFIO devices it made, to show that the two
+ * paths really met around kvm->lock.
  *
  * The parent is a platform device "vfio_test_mdev" with one mdev type, which
  * the mdev core names after the parent's bus: "platform-test".  Create an
@@ -27,6 +35,7 @@
 
 #include <linux/debugfs.h>
 #include <linux/delay.h>
+#include <linux/ktime.h>
 #include <linux/kvm_host.h>
 #include <linux/mdev.h>
 #include <linux/module.h>
@@ -34,11 +43,13 @@
 #include <linux/mutex.h>
 #include <linux/platform_device.h>
 #include <linux/seq_file.h>
+#include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/vfio.h>
 
 #define VTM_NAME		"vfio_test_mdev"
 #define VTM_MAX_INSTANCES	4
+#define VTM_RING		4096
 
 static unsigned int delay_ms;
 module_param(delay_ms, uint, 0644);
@@ -71,10 +82,24 @@ struct vtm_stats {
 	bool last_open_kvm;	/* device->kvm was set at the last open */
 	unsigned int last_kvm_users; /* kvm->users_count seen at last open */
 	int last_error;		/* last error open_device() returned */
+	u64 kvm_lock_contended;	/* open/close found kvm->lock held */
 };
 
 static DEFINE_SPINLOCK(vtm_stats_lock);
 static struct vtm_stats vtm_stats;
+
+/* An open/close with a VM around kvm->lock: when it entered, wanted, got, left. */
+struct vtm_span {
+	u64 enter;
+	u64 want;
+	u64 got;
+	u64 exit;
+};
+
+/* The last VTM_RING spans; protected by vtm_stats_lock. */
+static struct vtm_span vtm_spans[VTM_RING];
+static unsigned int vtm_spans_next;	/* next slot to write */
+static unsigned int vtm_spans_len;	/* valid entries */
 
 static struct platform_device *vtm_pdev;
 static struct mdev_parent vtm_parent;
@@ -89,6 +114,18 @@ static struct mdev_type *vtm_types[] = {
 	&vtm_type,
 };
 
+static void vtm_log_span(const struct vtm_span *span, bool contended)
+{
+	spin_lock(&vtm_stats_lock);
+	if (contended)
+		vtm_stats.kvm_lock_contended++;
+	vtm_spans[vtm_spans_next] = *span;
+	vtm_spans_next = (vtm_spans_next + 1) % VTM_RING;
+	if (vtm_spans_len < VTM_RING)
+		vtm_spans_len++;
+	spin_unlock(&vtm_stats_lock);
+}
+
 /*
  * Take and drop kvm->lock as a driver that configures its KVM would.
  * Returns kvm->users_count as seen under the lock, 0 without a KVM.
@@ -97,6 +134,8 @@ static unsigned int vtm_touch_kvm(struct kvm *kvm)
 {
 	unsigned int delay = READ_ONCE(delay_ms);
 	unsigned int hold = READ_ONCE(hold_ms);
+	struct vtm_span span = { .enter = ktime_get_ns() };
+	bool contended = false;
 	unsigned int users;
 
 	if (delay)
@@ -105,11 +144,18 @@ static unsigned int vtm_touch_kvm(struct kvm *kvm)
 	if (!kvm || !READ_ONCE(lock_kvm))
 		return 0;
 
-	mutex_lock(&kvm->lock);
+	span.want = ktime_get_ns();
+	if (!mutex_trylock(&kvm->lock)) {
+		contended = true;
+		mutex_lock(&kvm->lock);
+	}
+	span.got = ktime_get_ns();
 	users = refcount_read(&kvm->users_count);
 	if (hold)
 		msleep(hold);
 	mutex_unlock(&kvm->lock);
+	span.exit = ktime_get_ns();
+	vtm_log_span(&span, contended);
 
 	return users;
 }
@@ -232,9 +278,56 @@ static int vtm_status_show(struct seq_file *s, void *unused)
 	seq_printf(s, "last_open_kvm %d\n", st.last_open_kvm);
 	seq_printf(s, "last_kvm_users %u\n", st.last_kvm_users);
 	seq_printf(s, "last_error %d\n", st.last_error);
+	seq_printf(s, "kvm_lock_contended %llu\n", st.kvm_lock_contended);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(vtm_status);
+
+static int vtm_kvm_lock_show(struct seq_file *s, void *unused)
+{
+	struct vtm_span *spans;
+	unsigned int i, len, first;
+
+	spans = kmalloc_array(VTM_RING, sizeof(*spans), GFP_KERNEL);
+	if (!spans)
+		return -ENOMEM;
+	spin_lock(&vtm_stats_lock);
+	len = vtm_spans_len;
+	first = (vtm_spans_next + VTM_RING - len) % VTM_RING;
+	for (i = 0; i < len; i++)
+		spans[i] = vtm_spans[(first + i) % VTM_RING];
+	spin_unlock(&vtm_stats_lock);
+
+	for (i = 0; i < len; i++)
+		seq_printf(s, "%llu %llu %llu %llu\n", spans[i].enter, spans[i].want,
+			   spans[i].got, spans[i].exit);
+	kfree(spans);
+	return 0;
+}
+
+static int vtm_kvm_lock_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, vtm_kvm_lock_show, inode->i_private);
+}
+
+static ssize_t vtm_kvm_lock_write(struct file *file, const char __user *buf,
+				  size_t len, loff_t *ppos)
+{
+	spin_lock(&vtm_stats_lock);
+	vtm_spans_len = 0;
+	vtm_spans_next = 0;
+	spin_unlock(&vtm_stats_lock);
+	return len;
+}
+
+static const struct file_operations vtm_kvm_lock_fops = {
+	.owner = THIS_MODULE,
+	.open = vtm_kvm_lock_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.write = vtm_kvm_lock_write,
+	.release = single_release,
+};
 
 static int __init vtm_init(void)
 {
@@ -260,6 +353,8 @@ static int __init vtm_init(void)
 	vtm_debugfs = debugfs_create_dir(VTM_NAME, NULL);
 	debugfs_create_file("status", 0444, vtm_debugfs, NULL,
 			    &vtm_status_fops);
+	debugfs_create_file("kvm_lock", 0644, vtm_debugfs, NULL,
+			    &vtm_kvm_lock_fops);
 	return 0;
 
 err_pdev:
