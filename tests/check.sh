@@ -34,6 +34,9 @@
 #                          system (1, default), or only use one already
 #                          built (auto); S390X_ABI picks its ABI
 #   OURS_KO_S390X=PATH     like OURS_KO, for s390x
+#   E2E=0|1                the end-to-end test on a Debian 12 system
+#                          (tests/e2e/run.sh; default: with the host checks
+#                          when amd64 is tested)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/vm/harness.sh
@@ -184,7 +187,8 @@ if [ "$host_checks" = 1 ]; then
 
 	# The host-side delivery tests: DKMS into a throw-away root, and the
 	# swap/rebind helpers against a fake sysfs.
-	for t in tests/host/dkms_test.sh tests/host/rebind_test.sh; do
+	for t in tests/host/dkms_test.sh tests/host/rebind_test.sh tests/host/package_test.sh \
+		tests/host/drift_test.sh; do
 		hlog=$logdir/host-$(basename "$t" .sh).log
 		if "$t" >"$hlog" 2>&1; then
 			result pass "$t: $(grep -c '^ok' "$hlog") ok$(grep -q '# SKIP' "$hlog" && echo ", with skips")"
@@ -395,6 +399,31 @@ for a in $suite_arches; do
 	fuzz_compare "$a"
 	timings+=", $a suite $(fmt_ms $(($(now_ms) - t0)))"
 done
+
+# ------------------------------------------------ end-to-end (tests/e2e)
+# A Debian 12 system in QEMU lives through the package, a kernel upgrade,
+# reboots, a purge, Secure Boot and the guards: one result per step.
+e2e=${E2E:-}
+if [ -z "$e2e" ]; then
+	e2e=0
+	[ "$host_checks" = 1 ] && [[ " $suite_arches " == *" amd64 "* ]] && e2e=1
+fi
+if [ "$e2e" = 1 ]; then
+	t0=$(now_ms)
+	elog=$logdir/e2e.log
+	tests/e2e/run.sh --logdir "$logdir/e2e" >"$elog" 2>&1 || true
+	while read -r line; do
+		case "$line" in
+		"ok "*) result pass "e2e ${line#ok }" ;;
+		*) result fail "e2e ${line#not ok }" "$(grep -E '^    not ok' "$elog" | head -n 5 | xargs -d '\n')" ;;
+		esac
+	done < <(grep -E '^(not )?ok [0-9]+ ' "$elog")
+	if grep -qE '^(Bail out!|not ok)' "$elog"; then
+		show_log "$elog"
+	fi
+	grep -qE '^(not )?ok [0-9]+ ' "$elog" || result fail "e2e (tests/e2e/run.sh)" "no result"
+	timings+=", e2e $(fmt_ms $(($(now_ms) - t0)))"
+fi
 
 echo
 echo "check: took $(fmt_ms $(($(now_ms) - t_start))) ($timings); logs in $logdir"
