@@ -621,7 +621,7 @@ tree_sum() {
 	find "$R" -printf '%p %s %T@ %m\n' | sort | md5sum
 }
 # "${si[@]}" ARGS...: the script with the stubs, in the fake root.
-si=(env PATH="$S/bin:/usr/bin:/bin" VFIO_CORE_ROOT="$R" VFIO_CORE_SWAP="$S/bin/vfio-swap"
+si=(env -u mok_certificate -u mok_signing_key PATH="$S/bin:/usr/bin:/bin" VFIO_CORE_ROOT="$R" VFIO_CORE_SWAP="$S/bin/vfio-swap"
 	"$SRC/scripts/vfio-core-install")
 # called REGEX: some stub was called so.
 called() {
@@ -696,8 +696,8 @@ setup ""
 expect 0 "stub: install" "${si[@]}" install || true
 assert "... dkms add, build, install, depmod, update-initramfs, vfio-swap to-ours, in order" \
 	calls_are "dkms status -m $NAME -v $VERSION" "dkms status -m $NAME -v $VERSION" \
-	"dkms add $NAME/$VERSION" "dkms status -m $NAME -v $VERSION -k $SK" \
-	"dkms build $NAME/$VERSION -k $SK" "mokutil --sb-state" "dkms install $NAME/$VERSION -k $SK" \
+	"dkms add $NAME/$VERSION" "mokutil --sb-state" "dkms status -m $NAME -v $VERSION -k $SK" \
+	"dkms build $NAME/$VERSION -k $SK" "dkms install $NAME/$VERSION -k $SK" \
 	"depmod -a $SK" "modinfo -b $R -k $SK -F version vfio" "lsinitramfs $R/boot/initrd.img-$SK" \
 	"update-initramfs -u -k $SK" "vfio-swap to-ours"
 assert "... the sources are in /usr/src/$NAME-$VERSION" diff -r "$W/usr/src/$NAME-$VERSION" "$R/usr/src/$NAME-$VERSION"
@@ -719,8 +719,8 @@ echo "/* changed */" >>"$R/usr/src/$NAME-$VERSION/src/vfio_main.c"
 expect 0 "stub: install over changed sources" "${si[@]}" install || true
 assert "... removes the old build, copies the sources again, rebuilds" \
 	calls_are "dkms status -m $NAME -v $VERSION" "dkms remove $NAME/$VERSION --all" \
-	"dkms status -m $NAME -v $VERSION" "dkms add $NAME/$VERSION" "dkms status -m $NAME -v $VERSION -k $SK" \
-	"dkms build $NAME/$VERSION -k $SK" "mokutil --sb-state" "dkms install $NAME/$VERSION -k $SK" \
+	"dkms status -m $NAME -v $VERSION" "dkms add $NAME/$VERSION" "mokutil --sb-state" "dkms status -m $NAME -v $VERSION -k $SK" \
+	"dkms build $NAME/$VERSION -k $SK" "dkms install $NAME/$VERSION -k $SK" \
 	"depmod -a $SK" "modinfo -b $R -k $SK -F version vfio" "lsinitramfs $R/boot/initrd.img-$SK" \
 	"update-initramfs -u -k $SK" "vfio-swap to-ours"
 
@@ -772,8 +772,23 @@ echo "SecureBoot enabled" >"$S/sb-state"
 : >"$R/var/lib/dkms/mok.pub"
 expect 3 "stub: install, Secure Boot on, DKMS key not enrolled: action needed (exit 3)" "${si[@]}" install || true
 assert "... says how to enrol the key" output_has "sudo mokutil --import /var/lib/dkms/mok.pub" "MokManager" "sudo make install"
-assert "... builds, but installs and swaps nothing" not_called '^(dkms install|vfio-swap)'
-assert "... (built)" state_is built
+assert "... builds, installs and swaps nothing" not_called '^(dkms (build|install)|vfio-swap)'
+
+setup ""
+echo "SecureBoot enabled" >"$S/sb-state"
+expect 3 "stub: install, Secure Boot on, no DKMS key yet: makes it as DKMS does, then exit 3" "${si[@]}" install || true
+dkms_cert() {
+	openssl x509 -inform DER -in "$R/var/lib/dkms/mok.pub" -noout -subject | grep -q "CN = DKMS module signing key"
+}
+assert "... with openssl: the certificate DKMS signs with" dkms_cert
+assert "... and says how to enrol it, building nothing" not_called '^dkms build'
+setup ""
+echo "SecureBoot enabled" >"$S/sb-state"
+mkdir -p "$R/etc/dkms"
+echo 'mok_certificate="/var/lib/shim-signed/mok/MOK.der"' >"$R/etc/dkms/framework.conf"
+expect 3 "stub: install, Secure Boot on, framework.conf names another certificate: that one is checked" \
+	"${si[@]}" install || true
+assert "... (mokutil --test-key of it)" called "^mokutil --test-key $R/var/lib/shim-signed/mok/MOK.der"
 
 setup ""
 mkdir -p "$R/sys/kernel/security"
@@ -872,12 +887,13 @@ assert "... dkms remove ran, the sources stay (dpkg removes them)" sources_kept
 assert "... says the next boot loads the stock vfio" output_has "reboot to load the stock vfio"
 
 # The kernel hook (vfio-core-install kernel).
-hook=(env PATH="$S/bin:/usr/bin:/bin" VFIO_CORE_ROOT="$R" "$SRC/scripts/vfio-core-kernel-hook")
+hook=(env -u mok_certificate -u mok_signing_key PATH="$S/bin:/usr/bin:/bin" VFIO_CORE_ROOT="$R"
+	"$SRC/scripts/vfio-core-kernel-hook")
 setup added
 expect 0 "stub: kernel $SK (after the headers): build, install, refresh its initramfs" \
 	"${si[@]}" kernel "$SK" || true
-assert "... in order" calls_are "dkms status -m $NAME -v $VERSION" "dkms status -m $NAME -v $VERSION -k $SK" \
-	"dkms build $NAME/$VERSION -k $SK" "mokutil --sb-state" "dkms install $NAME/$VERSION -k $SK" \
+assert "... in order" calls_are "dkms status -m $NAME -v $VERSION" "mokutil --sb-state" \
+	"dkms status -m $NAME -v $VERSION -k $SK" "dkms build $NAME/$VERSION -k $SK" "dkms install $NAME/$VERSION -k $SK" \
 	"depmod -a $SK" "modinfo -b $R -k $SK -F version vfio" "lsinitramfs $R/boot/initrd.img-$SK" \
 	"update-initramfs -u -k $SK"
 assert "... and no swap" not_called '^vfio-swap'
