@@ -132,7 +132,7 @@ mmdebstrap --variant=apt --mode=root \
 	die "mmdebstrap failed"
 # 6 GiB, sparse: the kernels, two sets of headers and the build tools take
 # about 2 GiB; the rest is room for two more kernels and their initramfs.
-mkfs.ext4 -q -F -L e2eroot -d "$tmp/root" "$img" 6G || die "mkfs.ext4 -d failed"
+mkfs.ext4 -q -F -L e2eroot -d "$tmp/root" "$img" 6G >&2 || die "mkfs.ext4 -d failed"
 printf '%s\n' "${pins[@]}" >"$dir/manifest"
 rm -rf "$tmp"
 touch "$dir/.done"

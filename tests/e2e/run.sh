@@ -80,7 +80,7 @@ fi
 [ -f "$deb" ] || { echo "Bail out! no package $deb"; exit 1; }
 
 t0=$(now_ms)
-if ! image=$("$here/image.sh" "$prev" "$cur" 2>"$logdir/image.log"); then
+if ! image=$("$here/image.sh" "$prev" "$cur" 2>"$logdir/image.log" | tail -n 1) || [ ! -f "$image" ]; then
 	echo "Bail out! the test system could not be built (see $logdir/image.log)"
 	exit 1
 fi
@@ -94,7 +94,7 @@ install -m 0755 "$here/guest.sh" "$pl/guest.sh"
 cp "$deb" "$repo_dir/dkms.conf" "$pl/"
 gcc -Wall -Wextra -Werror -O2 -static -o "$pl/pci_open" "$repo_dir/tests/guest/pci_open.c"
 printf 'PREV=%s\nCUR=%s\nDEB=%s\n' "$(kver amd64 "$prev")" "$(kver amd64 "$cur")" "${deb##*/}" >"$pl/config"
-mkfs.ext4 -q -F -L E2EPAYLOAD -d "$pl" "$work/payload.img" 64M
+mkfs.ext4 -q -F -L E2EPAYLOAD -d "$pl" "$work/payload.img" 64M >/dev/null
 
 disk=$work/root.raw
 cp --sparse=always "$image" "$disk"
