@@ -136,4 +136,11 @@ mkfs.ext4 -q -F -L e2eroot -d "$tmp/root" "$img" 6G >&2 || die "mkfs.ext4 -d fai
 printf '%s\n' "${pins[@]}" >"$dir/manifest"
 rm -rf "$tmp"
 touch "$dir/.done"
+# Older images (other inputs) that no run is building now go.
+for d in "$VFIO_CORE_CACHE"/e2e/image-*; do
+	if [ "$d" = "$dir" ] || [ ! -d "$d" ]; then
+		continue
+	fi
+	(flock -n 8 && rm -rf "$d") 8>"$d/.lock" || true
+done
 echo "$img"
