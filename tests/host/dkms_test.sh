@@ -106,6 +106,10 @@ output_lacks() {
 	! grep -Eq -- "$1" "$LAST"
 }
 
+file_lacks() {
+	! grep -Eq -- "$2" "$1"
+}
+
 [ "$(id -u)" = 0 ] || {
 	echo "1..0 # SKIP needs root (dkms install refuses to run otherwise)"
 	exit 0
@@ -129,7 +133,7 @@ start=$SECONDS
 # A snapshot of the tree, so every test sees the same sources.
 SRC=$W/tree
 mkdir -p "$SRC"
-cp -a "$SRC_DIR/dkms.conf" "$SRC_DIR/Kbuild" "$SRC_DIR/Makefile" "$SRC_DIR/src" \
+cp -a "$SRC_DIR/dkms.conf" "$SRC_DIR/Kbuild" "$SRC_DIR/Makefile" "$SRC_DIR/verified-core" "$SRC_DIR/src" \
 	"$SRC_DIR/include" "$SRC_DIR/scripts" "$SRC/"
 NAME=$(sed -n 's/^PACKAGE_NAME="\(.*\)"$/\1/p' "$SRC/dkms.conf")
 VERSION=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' "$SRC/dkms.conf")
@@ -353,6 +357,163 @@ rm -rf "$W/ctl"
 declined "$kv as aarch64" "$kv" aarch64 "$ad/root/lib/modules/$kv/build"
 echo "# declines: $((SECONDS - t0)) s"
 
+# ---- the guards: part of every DKMS build (scripts/vfio-core-guard) ----
+t0=$SECONDS
+G=$SRC/scripts/vfio-core-guard
+abi=${abis[-1]}
+kv=$(kver amd64 "$abi")
+ad=$(abi_dir amd64 "$abi")
+kdir=$ad/root/lib/modules/$kv/build
+cl=$ad/root/usr/share/doc/linux-headers-$kv/changelog.Debian.gz
+verified=$(sed -n 's/^version //p' "$SRC/verified-core")
+echo "# verified vfio core: Debian $verified; $kv is Debian $(cat "$ad/version")"
+drift_ok=()
+for a in "${abis[@]}"; do
+	k=$(kver amd64 "$a")
+	"$G" drift "$(abi_dir amd64 "$a")/root/lib/modules/$k/build" >/dev/null 2>&1 && drift_ok+=("$k")
+done
+assert "drift guard: every ABI's own changelog passes (${#abis[@]} ABIs)" test ${#drift_ok[@]} = ${#abis[@]}
+
+# How the rule classifies the real changelog's vfio entries.
+LAST=$W/classes
+"$G" entries --all "$cl" >"$LAST"
+awk -F'\t' '$2 ~ /^6\.1\./ { printf "%-5s %-10s %s\n", $1, $2, $3 }' "$LAST" | diag
+classed() {
+	grep -qF -- "$1	$2	$3" "$LAST"
+}
+assert "drift guard: 'vfio: return -ENOTTY for unsupported device feature' (6.1.159-1) is a core change" \
+	classed core 6.1.159-1 "vfio: return -ENOTTY for unsupported device feature"
+assert "drift guard: 'vfio: Use GFP_KERNEL_ACCOUNT ...' (6.1.85-1) is a core change" \
+	classed core 6.1.85-1 "vfio: Use GFP_KERNEL_ACCOUNT for userspace persistent allocations"
+assert "drift guard: iommufd/iova_bitmap (drivers/vfio/iova_bitmap.c in 6.1) and kvm/vfio entries are core changes" \
+	classed core 6.1.82-1 "iommufd/iova_bitmap: Bounds check mapped::pages access"
+assert "... (kvm/vfio)" classed core 6.1.11-1 "kvm/vfio: Fix potential deadlock on vfio group_lock"
+assert "drift guard: vfio/pci, vfio/type1, vfio/mdev, vfio-ap, vfio/mlx5 entries are not" \
+	classed other 6.1.190-1 "vfio/pci: clear vdev->msi_perm after freeing it on init failure"
+assert "... (vfio/type1)" classed other 6.1.153-1 "vfio/type1: conditional rescheduling while pinning"
+assert "... (vfio/mdev)" classed other 6.1.64-1 "vfio/mdev: Fix a null-ptr-deref bug for mdev_unregister_parent()"
+assert "... (vfio-ap)" classed other 6.1.147-1 "[s390x] vfio-ap: Fix no AP queue sharing allowed message written to kernel"
+assert "... (vfio/mlx5)" classed other 6.1.192-1 "vfio/mlx5: Fix an unwind issue in mlx5vf_add_migration_pages()"
+expect 0 "drift guard: no vfio core entry in $kv's changelog is newer than $verified" "$G" entries "$cl" &&
+	assert "... (none listed)" test ! -s "$LAST"
+
+# A changelog of a future 6.1.y: one core change, one driver change.
+shadow_changelog() {
+	{
+		printf 'linux (6.1.999-1) bookworm-security; urgency=high\n\n'
+		printf '  * New upstream stable update:\n'
+		printf '    - vfio: Fix a reference leak in the core (CVE-2027-0001)\n'
+		printf '    - vfio/pci: Fix a driver bug\n'
+		printf '    - [x86] kvm: something else\n\n'
+		printf ' -- Tester <t@example.org>  Mon, 01 Feb 2027 00:00:00 +0000\n\n'
+		gzip -dc "$cl"
+	} | gzip -9n >"$1"
+}
+mkdir -p "$W/cl"
+shadow_changelog "$W/cl/changelog.Debian.gz"
+expect 1 "drift guard: a changelog with a newer core change declines (exit 1)" \
+	"$G" drift --changelog "$W/cl/changelog.Debian.gz" "$kdir" || true
+assert "... naming the core entry and its version, not the driver one" \
+	output_has "DECLINED" "6.1.999-1: vfio: Fix a reference leak in the core" && assert "..." output_lacks "vfio/pci: Fix a driver bug"
+assert "... and how to accept it" output_has "echo 6.1.999-1 \| sudo tee -a /etc/vfio-core/accept-drift"
+printf '# reviewed\n6.1.998-1\n' >"$W/accept"
+expect 1 "drift guard: an accept file naming another version still declines" \
+	env VFIO_CORE_ACCEPT_FILE="$W/accept" "$G" drift --changelog "$W/cl/changelog.Debian.gz" "$kdir" || true
+echo 6.1.999-1 >>"$W/accept"
+expect 0 "drift guard: accepted by a line in the accept file" \
+	env VFIO_CORE_ACCEPT_FILE="$W/accept" "$G" drift --changelog "$W/cl/changelog.Debian.gz" "$kdir" &&
+	assert "... says so, with the entries" output_has "accepted by the admin" "vfio: Fix a reference leak"
+expect 0 "drift guard: accepted by VFIO_CORE_ACCEPT_DRIFT" \
+	env VFIO_CORE_ACCEPT_DRIFT=6.1.999-1 "$G" drift --changelog "$W/cl/changelog.Debian.gz" "$kdir" || true
+expect 1 "drift guard: no Debian changelog declines" \
+	"$G" drift --changelog "$W/cl/none.gz" "$kdir" || true
+assert "... saying so" output_has "no Debian changelog for $kv" "echo $kv \| sudo tee -a"
+
+# The ABI guard on doctored copies of the kernel's Module.symvers.
+ks=$kdir/Module.symvers
+expect 0 "abi guard: the kernel's own vfio exports match themselves" "$G" abi "$ks" "$ks" || true
+mapfile -t vs < <(awk -F'\t' '$3 ~ /(^|\/)vfio$/ { print $2 }' "$ks" | sort | head -n 3)
+awk -F'\t' -v OFS='\t' -v a="${vs[0]}" -v b="${vs[1]}" '
+	$3 ~ /(^|\/)vfio$/ && $2 == a { $1 = "0x12345678" }
+	$3 ~ /(^|\/)vfio$/ && $2 == b { next }
+	{ print }
+	END { print "0x0badc0de", "vfio_extra_symbol", "drivers/vfio/vfio", "EXPORT_SYMBOL_GPL", "" }' \
+	"$ks" >"$W/doctored.symvers"
+expect 1 "abi guard: a changed CRC, a missing and an extra export decline (exit 1)" \
+	"$G" abi "$W/doctored.symvers" "$ks" || true
+assert "... naming each symbol" output_has "DECLINED" "${vs[0]}: kernel CRC 0x[0-9a-f]+ .*, ours 0x12345678" \
+	"${vs[1]}: missing from our vfio.ko" "vfio_extra_symbol: exported by our vfio.ko only"
+
+# The same guards inside a real DKMS build, against a copy of the
+# kernel's headers: DKMS fails the build and installs nothing.
+# shadow_kernel DIR: DIR/usr/src/linux-headers-KVER, the headers as a tree
+# of symbolic links to the originals, but for a copy of Module.symvers;
+# DIR/usr/share/doc/linux-headers-KVER/ its changelog.
+shadow_kernel() {
+	local h=$1/usr/src/linux-headers-$kv
+	mkdir -p "$1/usr/src" "$1/usr/share/doc/linux-headers-$kv"
+	cp -as "$(readlink -f "$kdir")" "$h"
+	rm "$h/Module.symvers"
+	cp "$kdir/Module.symvers" "$h/"
+	cp "$cl" "$1/usr/share/doc/linux-headers-$kv/"
+	echo "$h"
+}
+sh1=$(shadow_kernel "$W/shadow-abi")
+awk -F'\t' -v OFS='\t' -v a="${vs[0]}" '$3 ~ /(^|\/)vfio$/ && $2 == a { $1 = "0x12345678" } { print }' \
+	"$ks" >"$sh1/Module.symvers"
+r=$W/guard-root
+modtree "$r" "$ad" "$kv"
+mod=$r/var/lib/dkms/$NAME/$VERSION/$kv/x86_64/module/vfio.ko
+export sign_file=$ad/root/usr/lib/linux-kbuild-6.1/scripts/sign-file
+expect 10 "DKMS + ABI guard: dkms build against a Module.symvers with another CRC for ${vs[0]} fails" \
+	"$dk" "$r" "$kv" x86_64 "$sh1" build "$NAME/$VERSION" || true
+mlog=$r/var/lib/dkms/$NAME/$VERSION/build/make.log
+assert "... make.log: compiled, then the guard names ${vs[0]}" \
+	grep -Eq "vfio-core-guard: +${vs[0]}: kernel CRC 0x[0-9a-f]+ .*, ours" "$mlog"
+assert "... no vfio.ko built or installed" test ! -e "$mod" -a ! -e "$r/lib/modules/$kv/updates"
+rm -rf "$r"
+sh2=$(shadow_kernel "$W/shadow-drift")
+shadow_changelog "$W/shadow-drift/usr/share/doc/linux-headers-$kv/changelog.Debian.gz"
+modtree "$r" "$ad" "$kv"
+expect 10 "DKMS + drift guard: dkms build for a kernel whose changelog has a newer vfio core change fails" \
+	"$dk" "$r" "$kv" x86_64 "$sh2" build "$NAME/$VERSION" || true
+assert "... make.log: the guard's entries, and no compiler run" \
+	grep -q "vfio-core-guard:   6.1.999-1: vfio: Fix a reference leak" "$mlog" &&
+	assert "..." file_lacks "$mlog" 'CC \[M\]'
+
+assert "... nothing built or installed" test ! -e "$mod" -a ! -e "$r/lib/modules/$kv/updates"
+expect 0 "DKMS + drift guard: accepted (VFIO_CORE_ACCEPT_FILE, passed through DKMS): builds" \
+	env VFIO_CORE_ACCEPT_FILE="$W/accept" "$dk" "$r" "$kv" x86_64 "$sh2" build "$NAME/$VERSION" &&
+	assert "... vfio.ko built" test -f "$mod"
+rm -rf "$r"
+
+# Why vfio-core has no AUTOINSTALL: DKMS 3.0.10's autoinstall fails on a
+# kernel the module declines (dkms-project/dkms#302), and the kernel's
+# hooks run under run-parts --exit-on-error.
+r=$W/auto
+mkdir -p "$r/lib/modules/$kv" "$r/var/lib/dkms" "$W/auto-src"
+cp -a "$W/usr/src/$NAME-$VERSION" "$W/auto-src/"
+echo 'AUTOINSTALL="yes"' >>"$W/auto-src/$NAME-$VERSION/dkms.conf"
+fake=$W/fake-kdir
+sed 's/^CONFIG_VFIO=m$/CONFIG_VFIO=y/' "$kdir/.config" >"$fake/.config"
+auto=$W/auto.sh
+cat >"$auto" <<AUTO
+#!/bin/bash
+exec "$DKMS" --dkmstree "$r/var/lib/dkms" --sourcetree "\$1" --installtree "$r/lib/modules" \\
+	--kernelsourcedir "$fake" -k "$kv" -a x86_64 --no-depmod "\${@:2}"
+AUTO
+chmod +x "$auto"
+LAST=$W/log.auto
+"$auto" "$W/auto-src" add "$NAME/$VERSION" >"$LAST" 2>&1 || true
+expect 11 "DKMS 3.0.10: autoinstall with AUTOINSTALL=yes fails (11) on a BUILD_EXCLUSIVE decline" \
+	"$auto" "$W/auto-src" autoinstall || true
+rm -rf "$r" && mkdir -p "$r/lib/modules/$kv" "$r/var/lib/dkms"
+"$auto" "$W/usr/src" add "$NAME/$VERSION" >"$LAST" 2>&1 || true
+expect 0 "vfio-core's dkms.conf (no AUTOINSTALL): autoinstall for that kernel succeeds, builds nothing" \
+	"$auto" "$W/usr/src" autoinstall || true
+rm -rf "$r" "$W/auto-src"
+echo "# guards: $((SECONDS - t0)) s"
+
 # ---- scripts/vfio-core-install with the real DKMS, in a throw-away root ----
 t0=$SECONDS
 I=$W/inst
@@ -437,7 +598,9 @@ stub dkms "st=\$(cat $S/state 2>/dev/null)" \
 	"status:added) echo '$NAME/$VERSION: added' ;;" \
 	"status:built | status:installed) echo \"$NAME/$VERSION, $SK, x86_64: \$st\" ;;" \
 	"add:*) echo added >$S/state ;;" \
-	"build:*) rc=\$(cat $S/build-rc); [ \"\$rc\" != 0 ] || echo built >$S/state; exit \"\$rc\" ;;" \
+	"build:*) rc=\$(cat $S/build-rc); [ \"\$rc\" != 0 ] || echo built >$S/state" \
+	"	[ ! -e $S/make.log ] || install -D $S/make.log $R/var/lib/dkms/$NAME/$VERSION/build/make.log" \
+	"	exit \"\$rc\" ;;" \
 	"install:*) echo installed >$S/state ;;" \
 	"remove:*) rm -f $S/state ;;" \
 	"esac"
@@ -446,7 +609,7 @@ cp "$S/bin/uname" "$S/nodkms/"
 # setup STATE: a fresh fake root, the dkms stub in STATE (nothing, added,
 # built, installed), stock vfio 0.3 loaded, an initramfs with vfio.ko.
 setup() {
-	rm -rf "$R" "$S/calls" "$S/state" "$S/initrd-vfio"
+	rm -rf "$R" "$S/calls" "$S/state" "$S/initrd-vfio" "$S/make.log"
 	mkdir -p "$R/lib/modules/$SK/build" "$R/boot" "$R/sys/module/vfio" "$R/var/lib/dkms" "$R/usr/src"
 	: >"$R/boot/initrd.img-$SK"
 	echo 0.3 >"$R/sys/module/vfio/version"
@@ -465,7 +628,7 @@ tree_sum() {
 	find "$R" -printf '%p %s %T@ %m\n' | sort | md5sum
 }
 # "${si[@]}" ARGS...: the script with the stubs, in the fake root.
-si=(env PATH="$S/bin:/usr/bin:/bin" VFIO_CORE_ROOT="$R" VFIO_CORE_SWAP="$S/bin/vfio-swap"
+si=(env -u mok_certificate -u mok_signing_key PATH="$S/bin:/usr/bin:/bin" VFIO_CORE_ROOT="$R" VFIO_CORE_SWAP="$S/bin/vfio-swap"
 	"$SRC/scripts/vfio-core-install")
 # called REGEX: some stub was called so.
 called() {
@@ -540,8 +703,8 @@ setup ""
 expect 0 "stub: install" "${si[@]}" install || true
 assert "... dkms add, build, install, depmod, update-initramfs, vfio-swap to-ours, in order" \
 	calls_are "dkms status -m $NAME -v $VERSION" "dkms status -m $NAME -v $VERSION" \
-	"dkms add $NAME/$VERSION" "dkms status -m $NAME -v $VERSION -k $SK" \
-	"dkms build $NAME/$VERSION -k $SK" "mokutil --sb-state" "dkms install $NAME/$VERSION -k $SK" \
+	"dkms add $NAME/$VERSION" "mokutil --sb-state" "dkms status -m $NAME -v $VERSION -k $SK" \
+	"dkms build $NAME/$VERSION -k $SK" "dkms install $NAME/$VERSION -k $SK" \
 	"depmod -a $SK" "modinfo -b $R -k $SK -F version vfio" "lsinitramfs $R/boot/initrd.img-$SK" \
 	"update-initramfs -u -k $SK" "vfio-swap to-ours"
 assert "... the sources are in /usr/src/$NAME-$VERSION" diff -r "$W/usr/src/$NAME-$VERSION" "$R/usr/src/$NAME-$VERSION"
@@ -563,8 +726,8 @@ echo "/* changed */" >>"$R/usr/src/$NAME-$VERSION/src/vfio_main.c"
 expect 0 "stub: install over changed sources" "${si[@]}" install || true
 assert "... removes the old build, copies the sources again, rebuilds" \
 	calls_are "dkms status -m $NAME -v $VERSION" "dkms remove $NAME/$VERSION --all" \
-	"dkms status -m $NAME -v $VERSION" "dkms add $NAME/$VERSION" "dkms status -m $NAME -v $VERSION -k $SK" \
-	"dkms build $NAME/$VERSION -k $SK" "mokutil --sb-state" "dkms install $NAME/$VERSION -k $SK" \
+	"dkms status -m $NAME -v $VERSION" "dkms add $NAME/$VERSION" "mokutil --sb-state" "dkms status -m $NAME -v $VERSION -k $SK" \
+	"dkms build $NAME/$VERSION -k $SK" "dkms install $NAME/$VERSION -k $SK" \
 	"depmod -a $SK" "modinfo -b $R -k $SK -F version vfio" "lsinitramfs $R/boot/initrd.img-$SK" \
 	"update-initramfs -u -k $SK" "vfio-swap to-ours"
 
@@ -584,7 +747,7 @@ setup ""
 echo 3 >"$S/swap-rc"
 expect 0 "stub: install, vfio-swap refuses (busy, exit 3)" "${si[@]}" install || true
 assert "... says a reboot (or stopping the VMs) is needed, and why" \
-	output_has "vfio is in use" "a module in use cannot be unloaded" "loads it at the next boot: reboot, or stop what uses"
+	output_has "vfio-swap refused to swap now" "a module in use cannot be unloaded" "loads it at the next boot: reboot, or stop what uses"
 assert "... leaves the DKMS module installed" state_is installed
 
 setup ""
@@ -616,8 +779,23 @@ echo "SecureBoot enabled" >"$S/sb-state"
 : >"$R/var/lib/dkms/mok.pub"
 expect 3 "stub: install, Secure Boot on, DKMS key not enrolled: action needed (exit 3)" "${si[@]}" install || true
 assert "... says how to enrol the key" output_has "sudo mokutil --import /var/lib/dkms/mok.pub" "MokManager" "sudo make install"
-assert "... builds, but installs and swaps nothing" not_called '^(dkms install|vfio-swap)'
-assert "... (built)" state_is built
+assert "... builds, installs and swaps nothing" not_called '^(dkms (build|install)|vfio-swap)'
+
+setup ""
+echo "SecureBoot enabled" >"$S/sb-state"
+expect 3 "stub: install, Secure Boot on, no DKMS key yet: makes it as DKMS does, then exit 3" "${si[@]}" install || true
+dkms_cert() {
+	openssl x509 -inform DER -in "$R/var/lib/dkms/mok.pub" -noout -subject | grep -q "CN = DKMS module signing key"
+}
+assert "... with openssl: the certificate DKMS signs with" dkms_cert
+assert "... and says how to enrol it, building nothing" not_called '^dkms build'
+setup ""
+echo "SecureBoot enabled" >"$S/sb-state"
+mkdir -p "$R/etc/dkms"
+echo 'mok_certificate="/var/lib/shim-signed/mok/MOK.der"' >"$R/etc/dkms/framework.conf"
+expect 3 "stub: install, Secure Boot on, framework.conf names another certificate: that one is checked" \
+	"${si[@]}" install || true
+assert "... (mokutil --test-key of it)" called "^mokutil --test-key $R/var/lib/shim-signed/mok/MOK.der"
 
 setup ""
 mkdir -p "$R/sys/kernel/security"
@@ -654,6 +832,101 @@ assert "... (nothing removed)" not_called "^dkms remove"
 setup installed
 expect 0 "stub: uninstall with the stock vfio running" "${si[@]}" uninstall || true
 assert "... does not call vfio-swap" not_called '^vfio-swap'
+
+# A guard's decline: the build fails, its lines are in DKMS's make.log.
+guard_log() {
+	{
+		echo "vfio-core-guard: $1: DECLINED: the reason"
+		echo "vfio-core-guard:   the entry or the symbol"
+	} >"$S/make.log"
+	echo 10 >"$S/build-rc"
+}
+setup ""
+guard_log drift
+expect 3 "stub: install, the drift guard declines the running kernel: action needed (exit 3)" "${si[@]}" install || true
+assert "... prints the guard's lines from make.log" output_has "vfio-core-guard: drift: DECLINED: the reason" \
+	"vfio-core-guard:   the entry or the symbol" "its vfio core changed"
+assert "... installs and swaps nothing" not_called '^(dkms install|vfio-swap)'
+setup ""
+guard_log abi
+expect 1 "stub: install, the ABI guard declines the running kernel: error (exit 1)" "${si[@]}" install || true
+assert "... prints the guard's lines, says the ABI differs" output_has "vfio-core-guard: abi: DECLINED" "its vfio ABI differs"
+assert "... installs and swaps nothing" not_called '^(dkms install|vfio-swap)'
+
+setup ""
+expect 0 "stub: install also installs the kernel hooks" "${si[@]}" install || true
+assert "... in postinst.d and header_postinst.d" \
+	cmp "$SRC/scripts/vfio-core-kernel-hook" "$R/etc/kernel/postinst.d/dkms-vfio-core"
+assert "..." cmp "$SRC/scripts/vfio-core-kernel-hook" "$R/etc/kernel/header_postinst.d/dkms-vfio-core"
+state_is installed && echo "$VERSION" >"$R/sys/module/vfio/version"
+expect 0 "stub: uninstall removes them" "${si[@]}" uninstall || true
+assert "..." test ! -e "$R/etc/kernel/postinst.d/dkms-vfio-core" -a ! -e "$R/etc/kernel/header_postinst.d/dkms-vfio-core"
+
+# --package: the maintainer scripts' mode.
+setup ""
+"$SRC/scripts/vfio-core-install" stage "$R/usr/src/$NAME-$VERSION" >/dev/null
+expect 0 "stub: install --package" "${si[@]}" install --package || true
+assert "... leaves the package's sources alone and installs no hooks (the package has them)" \
+	test ! -e "$R/etc/kernel/postinst.d/dkms-vfio-core"
+assert "... builds, installs, swaps" partial_done "dkms add dkms build dkms install"
+setup ""
+"$SRC/scripts/vfio-core-install" stage "$R/usr/src/$NAME-$VERSION" >/dev/null
+echo 6.12.118+deb12-amd64 >"$S/kver"
+expect 0 "stub: install --package on a 6.12 host: builds for the 6.1 kernels, no error" "${si[@]}" install --package || true
+assert "... says so" output_has "building for the installed kernels with headers, not for 6.12.118"
+assert "... and builds for $SK" called "^dkms build $NAME/$VERSION -k $SK"
+setup ""
+"$SRC/scripts/vfio-core-install" stage "$R/usr/src/$NAME-$VERSION" >/dev/null
+echo "SecureBoot enabled" >"$S/sb-state"
+: >"$R/var/lib/dkms/mok.pub"
+expect 3 "stub: install --package under Secure Boot, key not enrolled: exit 3 (the postinst reports it)" \
+	"${si[@]}" install --package || true
+assert "... says to enrol, then dpkg-reconfigure" output_has "mokutil --import" "sudo dpkg-reconfigure vfio-core-dkms"
+setup installed
+echo "$VERSION" >"$R/sys/module/vfio/version"
+echo 1 >"$S/swap-rc"
+expect 0 "stub: uninstall --package, the live swap fails: removed anyway, stock at the next boot" \
+	"${si[@]}" uninstall --package || true
+sources_kept() {
+	called "^dkms remove" && test -d "$R/usr/src/$NAME-$VERSION"
+}
+assert "... dkms remove ran, the sources stay (dpkg removes them)" sources_kept
+assert "... says the next boot loads the stock vfio" output_has "reboot to load the stock vfio"
+
+# The kernel hook (vfio-core-install kernel).
+hook=(env -u mok_certificate -u mok_signing_key PATH="$S/bin:/usr/bin:/bin" VFIO_CORE_ROOT="$R"
+	"$SRC/scripts/vfio-core-kernel-hook")
+setup added
+expect 0 "stub: kernel $SK (after the headers): build, install, refresh its initramfs" \
+	"${si[@]}" kernel "$SK" || true
+assert "... in order" calls_are "dkms status -m $NAME -v $VERSION" "mokutil --sb-state" \
+	"dkms status -m $NAME -v $VERSION -k $SK" "dkms build $NAME/$VERSION -k $SK" "dkms install $NAME/$VERSION -k $SK" \
+	"depmod -a $SK" "modinfo -b $R -k $SK -F version vfio" "lsinitramfs $R/boot/initrd.img-$SK" \
+	"update-initramfs -u -k $SK"
+assert "... and no swap" not_called '^vfio-swap'
+setup added
+expect 0 "stub: kernel --no-initramfs $SK (after the image: initramfs-tools runs next)" \
+	"${si[@]}" kernel --no-initramfs "$SK" || true
+assert "... does not touch the initramfs" not_called '^(lsinitramfs|update-initramfs)'
+setup added
+rm -rf "$R/lib/modules/$SK/build"
+expect 0 "stub: kernel $SK without headers: nothing to do yet" "${si[@]}" kernel "$SK" || true
+assert "... says so" output_has "no headers for $SK yet"
+setup added
+guard_log drift
+expect 3 "stub: kernel $SK, the drift guard declines: exit 3" "${si[@]}" kernel "$SK" || true
+assert "... prints the guard's lines" output_has "vfio-core-guard: drift: DECLINED"
+setup added
+guard_log drift
+expect 0 "stub: the hook exits 0 when the guard declines (a kernel install never fails)" \
+	"${hook[@]}" "$SK" || true
+assert "... says the kernel keeps its stock vfio.ko" output_has "keeps its stock vfio.ko"
+setup added
+guard_log abi
+expect 0 "stub: the hook exits 0 when the ABI guard declines" "${hook[@]}" "$SK" || true
+assert "... says so" output_has "not installed for $SK .*keeps its stock vfio.ko"
+rm -rf "$R/usr/src"
+expect 0 "stub: the hook exits 0 when vfio-core was removed (the hook is a conffile)" "${hook[@]}" "$SK" || true
 
 expect 2 "stub: no command: usage (exit 2)" "${si[@]}" || true
 expect 2 "stub: unknown option: usage (exit 2)" "${si[@]}" install --force || true
