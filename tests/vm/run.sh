@@ -14,6 +14,7 @@
 #   --kmods DIR      extra test modules DIR/*.ko (default: tests/kmod)
 #   --logdir DIR     where the logs go (default build/logs/ARCH-MODE-TESTS)
 #   --boot-timeout S host-side allowance on top of the tests' timeouts (180)
+#   --device SPEC    one more QEMU -device SPEC (repeatable), e.g. edu
 #
 # The test output travels on its own channel (amd64: the second serial port;
 # s390x: the SCLP line-mode console), the kernel's console goes to another
@@ -28,7 +29,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/harness.sh"
 
 usage() {
-	die "usage: run.sh [--abi ABI] [--ko PATH] [--tests DIR] [--kmods DIR] [--logdir DIR] [--boot-timeout S] amd64|s390x stock|ours|swap TEST[:TIMEOUT]..."
+	die "usage: run.sh [--abi ABI] [--ko PATH] [--tests DIR] [--kmods DIR] [--logdir DIR] [--boot-timeout S] [--device SPEC]... amd64|s390x stock|ours|swap TEST[:TIMEOUT]..."
 }
 
 abi=${KABI:-}
@@ -37,6 +38,7 @@ tests_dir=
 logdir=
 kmods=
 boot_timeout=${BOOT_TIMEOUT:-180}
+devices=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--abi) abi=$2; shift 2 ;;
@@ -45,6 +47,7 @@ while [ $# -gt 0 ]; do
 	--logdir) logdir=$2; shift 2 ;;
 	--kmods) kmods=$2; shift 2 ;;
 	--boot-timeout) boot_timeout=$2; shift 2 ;;
+	--device) devices+=(-device "$2"); shift 2 ;;
 	--) shift; break ;;
 	-*) usage ;;
 	*) break ;;
@@ -114,7 +117,7 @@ s390x)
 	cmdline="console=ttysclp0 harness.tap=/dev/sclp_line0 $cmdline"
 	;;
 esac
-qemu+=(-nodefaults -display none -monitor none -no-reboot
+qemu+=("${devices[@]}" -nodefaults -display none -monitor none -no-reboot
 	-kernel "$kernel" -initrd "$initrd" -append "$cmdline")
 printf '%q ' "${qemu[@]}" >"$logdir/qemu.cmd"
 echo >>"$logdir/qemu.cmd"
