@@ -7,6 +7,7 @@
 #   make abi-check          compare exports and CRCs with KDIR's Module.symvers
 #   make style              checkpatch --strict on src/ and include/
 #   make check              the whole test suite (host checks + QEMU guests)
+#   make bench              ours against stock in booted kernels (tests/bench)
 #   sudo make install       build and install with DKMS, swap the running vfio
 #   sudo make uninstall     undo make install, back to the stock vfio
 #   make clean
@@ -37,10 +38,13 @@ style:
 check:
 	tests/check.sh
 
+bench:
+	tests/bench/bench.sh
+
 install:
 	scripts/vfio-core-install install
 
 uninstall:
 	scripts/vfio-core-install uninstall
 
-.PHONY: all module clean abi-check style check install uninstall
+.PHONY: all module clean abi-check style check bench install uninstall

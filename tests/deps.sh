@@ -9,6 +9,7 @@ pkgs=(
 	qemu-system-x86 qemu-system-misc
 	gcc-s390x-linux-gnu gcc-12-s390x-linux-gnu libc6-dev-s390x-cross
 	busybox-static dash bash-static binutils dkms shellcheck jq
+	python3 gnuplot-nox
 )
 
 missing=()
