@@ -14,12 +14,14 @@
  *                         of BENCH_SWAP_SETS (op 6)
  *
  * Operations (names as in the results), each BENCH_ITERS timed iterations
- * after BENCH_WARMUP untimed ones unless noted:
+ * after BENCH_WARMUP untimed ones unless noted (warm-up at most a tenth):
  *   1 open_close_{pci,mdev}[_vm]  VFIO_GROUP_GET_DEVICE_FD + close(), the
  *                                 device's first open and last close, on
  *                                 vfio-pci (edu; s390x: zPCI) and the test
  *                                 mdev, without and with a VM attached to
- *                                 the group (a KVM VFIO device holding it)
+ *                                 the group (a KVM VFIO device holding it);
+ *                                 vfio-pci's: BENCH_PCI_ITERS (its enable and
+ *                                 reset take ms under TCG)
  *   2 get_info, config_pread,     VFIO_DEVICE_GET_INFO and a 4-byte config
  *     group_status                space pread on an open vfio-pci device;
  *                                 VFIO_GROUP_GET_STATUS on its group
@@ -68,7 +70,7 @@
 #define SZ_4K		4096UL
 #define SZ_2M		(2UL << 20)
 
-static long iters, warmup, vm_iters;
+static long iters, warmup, vm_iters, pci_iters;
 static int arch_s390x;
 
 static uint64_t now_ns(void)
@@ -326,10 +328,12 @@ static const char *why_not(const struct bench *b, int needs)
 	return NULL;
 }
 
-/* 1: first open and last close of the device name in group gfd. */
-static void op_open_close(struct series *s, int gfd, const char *name)
+/* 1: first open and last close of the device name in group gfd, n times. */
+static void op_open_close(struct series *s, int gfd, const char *name, long n)
 {
-	for (long i = 0; i < warmup + iters; i++) {
+	long warm = warmup < n / 10 ? warmup : n / 10;
+
+	for (long i = 0; i < warm + n; i++) {
 		uint64_t t0 = now_ns();
 		int fd = ioctl(gfd, VFIO_GROUP_GET_DEVICE_FD, name);
 
@@ -338,12 +342,13 @@ static void op_open_close(struct series *s, int gfd, const char *name)
 			return;
 		}
 		close(fd);
-		if (i >= warmup)
+		if (i >= warm)
 			series_add(s, now_ns() - t0);
 	}
 }
 
-static void op_open_close_vm(struct bench *b, struct series *s, int gfd, const char *name)
+static void op_open_close_vm(struct bench *b, struct series *s, int gfd, const char *name,
+			     long n)
 {
 	int dev = kvm_vfio_dev(b->anchor, gfd);
 
@@ -351,7 +356,7 @@ static void op_open_close_vm(struct bench *b, struct series *s, int gfd, const c
 		series_fail(s, "KVM VFIO device with the group", -errno);
 		return;
 	}
-	op_open_close(s, gfd, name);
+	op_open_close(s, gfd, name, n);
 	close(dev);
 }
 
@@ -552,21 +557,24 @@ struct opener {
 	const char *name;
 	int fd;
 	int err;
+	uint64_t took;		/* ns in VFIO_GROUP_GET_DEVICE_FD */
 };
 
 static void *opener(void *p)
 {
 	struct opener *o = p;
+	uint64_t t0 = now_ns();
 
 	o->fd = ioctl(o->gfd, VFIO_GROUP_GET_DEVICE_FD, o->name);
 	o->err = o->fd < 0 ? -errno : 0;
+	o->took = now_ns() - t0;
 	return NULL;
 }
 
 static void op_release(struct bench *b, struct series *s, long ms, long n)
 {
 	struct opener o = { .gfd = b->mdev_g, .name = b->mdev };
-	uint64_t waited = 0;
+	uint64_t waited = 0, opened = 0;
 	pthread_t thr;
 	long i;
 
@@ -601,13 +609,15 @@ static void op_release(struct bench *b, struct series *s, long ms, long n)
 		if (i >= 1) {	/* the first round is the warm-up */
 			series_add(s, t1 - t0);
 			waited += t0 - ts;
+			opened += o.took;
 		}
 	}
 	if (vtm_set("delay_ms", 0) || vtm_set("lock_kvm", 1))
 		series_fail(s, "reset the test driver's knobs", -errno);
+	/* msleep() sleeps whole jiffies, at least one more than asked. */
 	if (s->n)
-		diag("release_open_%ldms: the release started %.2f ms after the open on average",
-		     ms, waited / 1e6 / s->n);
+		diag("release_open_%ldms: the open took %.2f ms, the release started %.2f ms after it on average",
+		     ms, opened / 1e6 / s->n, waited / 1e6 / s->n);
 }
 
 /* ------------------------------------------------------------ one run */
@@ -689,17 +699,18 @@ static void run_ops(const char *mode, int round)
 	for (i = 0; i < N_OPS; i++)
 		series_init(&s[i], ops[i].name,
 			    !strcmp(ops[i].name, "vm_create_destroy") ? vm_iters :
+			    !strncmp(ops[i].name, "open_close_pci", 14) ? pci_iters :
 			    strstr(ops[i].name, "_4t") ? iters * NTHREADS : iters);
 #define S(name) (&s[op_index(name)])
 #define RUNS(name) (!why_not(&b, ops[op_index(name)].needs))
 	if (RUNS("open_close_pci"))
-		op_open_close(S("open_close_pci"), b.pci_g, b.bdf);
+		op_open_close(S("open_close_pci"), b.pci_g, b.bdf, pci_iters);
 	if (RUNS("open_close_mdev"))
-		op_open_close(S("open_close_mdev"), b.mdev_g, b.mdev);
+		op_open_close(S("open_close_mdev"), b.mdev_g, b.mdev, iters);
 	if (RUNS("open_close_pci_vm"))
-		op_open_close_vm(&b, S("open_close_pci_vm"), b.pci_g, b.bdf);
+		op_open_close_vm(&b, S("open_close_pci_vm"), b.pci_g, b.bdf, pci_iters);
 	if (RUNS("open_close_mdev_vm"))
-		op_open_close_vm(&b, S("open_close_mdev_vm"), b.mdev_g, b.mdev);
+		op_open_close_vm(&b, S("open_close_mdev_vm"), b.mdev_g, b.mdev, iters);
 	if (RUNS("get_info"))
 		op_dispatch(&b, S("get_info"), S("config_pread"), S("group_status"));
 	if (RUNS("map_4k")) {
@@ -1181,6 +1192,7 @@ int main(int argc, char **argv)
 	iters = env_long("BENCH_ITERS", 2000);
 	warmup = env_long("BENCH_WARMUP", 200);
 	vm_iters = env_long("BENCH_VM_ITERS", 200);
+	pci_iters = env_long("BENCH_PCI_ITERS", 500);
 	rounds = env_long("BENCH_ROUNDS", 1);
 	mode = getenv("VFIO_MODE") ? getenv("VFIO_MODE") : "";
 	mkdir(SWAP_DIR, 0755);

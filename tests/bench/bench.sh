@@ -22,6 +22,7 @@
 #   BENCH_ROUNDS=3      rounds of each in the one boot (METHOD=swap)
 #   BENCH_ITERS=2000 BENCH_WARMUP=200   timed / untimed iterations per op
 #   BENCH_VM_ITERS=200  VM create/destroy iterations
+#   BENCH_PCI_ITERS=500 vfio-pci first open/last close iterations (ms each)
 #   BENCH_RELEASE=1:100,10:50,100:20    op 5: sleep ms : iterations
 #   BENCH_SWAP_SETS=1,4,8 BENCH_SWAP_ITERS=5 BENCH_SWAP_BOOTS=1
 #                       op 6: device counts, swaps each way per count, boots
@@ -45,7 +46,7 @@ cd "$repo_dir"
 
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then
 	: "${BENCH_METHOD:=swap}" "${BENCH_ROUNDS:=1}" "${BENCH_ITERS:=3}" "${BENCH_WARMUP:=1}"
-	: "${BENCH_VM_ITERS:=2}" "${BENCH_RELEASE:=1:1,10:1}" "${BENCH_SWAP_SETS:=4}"
+	: "${BENCH_VM_ITERS:=2}" "${BENCH_PCI_ITERS:=2}" "${BENCH_RELEASE:=1:1,10:1}" "${BENCH_SWAP_SETS:=4}"
 	: "${BENCH_SWAP_ITERS:=1}" "${BENCH_DKMS_REPS:=1}" "${BENCH_ARCHES:=amd64}"
 fi
 method=${BENCH_METHOD:-boots}
@@ -54,6 +55,7 @@ rounds=${BENCH_ROUNDS:-3}
 iters=${BENCH_ITERS:-2000}
 warmup=${BENCH_WARMUP:-200}
 vm_iters=${BENCH_VM_ITERS:-200}
+pci_iters=${BENCH_PCI_ITERS:-500}
 release=${BENCH_RELEASE:-1:100,10:50,100:20}
 swap_sets=${BENCH_SWAP_SETS:-1,4,8}
 swap_iters=${BENCH_SWAP_ITERS:-5}
@@ -63,7 +65,7 @@ arches=${BENCH_ARCHES:-amd64 s390x}
 out=${OUT:-$repo_dir/build/bench}
 read -r -a wrap <<<"${BENCH_WRAP:-}"
 case "$method" in boots | swap) ;; *) die "BENCH_METHOD must be boots or swap" ;; esac
-for v in "$boots" "$rounds" "$iters" "$warmup" "$vm_iters" "$swap_iters" "$swap_boots" "$dkms_reps"; do
+for v in "$boots" "$rounds" "$iters" "$warmup" "$vm_iters" "$pci_iters" "$swap_iters" "$swap_boots" "$dkms_reps"; do
 	[[ $v =~ ^[0-9]+$ ]] || die "bad number '$v' in a BENCH_* knob"
 done
 # ARCH means something else to kbuild (make bench ARCH=... would pass it on).
@@ -89,6 +91,7 @@ guest_programs() {
 # conf DIR ROUNDS SETS: the guest's settings (/tests/bench.conf).
 conf() {
 	printf '%s\n' "BENCH_ITERS=$iters" "BENCH_WARMUP=$warmup" "BENCH_VM_ITERS=$vm_iters" \
+		"BENCH_PCI_ITERS=$pci_iters" \
 		"BENCH_RELEASE=$release" "BENCH_ROUNDS=$2" "BENCH_SWAP_SETS=$3" \
 		"BENCH_SWAP_ITERS=$swap_iters" >"$1/bench.conf"
 }
@@ -98,7 +101,7 @@ boot_limit() {
 	local ops_runs=$1 sets=$2 r
 	r=$(awk -v s="$release" 'BEGIN { n = split(s, a, ","); for (i = 1; i <= n; i++) {
 		split(a[i], b, ":"); t += (b[2] + 1) * b[1] * 3 / 1000 } print int(t) }')
-	echo $((120 + ops_runs * (60 + iters * 60 / 1000 + vm_iters / 5 + r) +
+	echo $((120 + ops_runs * (60 + iters * 60 / 1000 + vm_iters / 5 + pci_iters / 20 + r) +
 		sets * swap_iters * 90))
 }
 
@@ -259,13 +262,13 @@ jq -n \
 	--arg kernel "$(kver amd64 "$abi")" --arg qemu "$qemu_v" --arg cpu "$cpu" \
 	--argjson ncpu "$(nproc)" --arg load_start "$load_start" --arg load_end "$load_end" \
 	--arg method "$method" --argjson boots "$boots" --argjson rounds "$rounds" \
-	--argjson iters "$iters" --argjson warmup "$warmup" --argjson vm_iters "$vm_iters" \
+	--argjson iters "$iters" --argjson warmup "$warmup" --argjson vm_iters "$vm_iters" --argjson pci_iters "$pci_iters" \
 	--arg release "$release" --arg swap_sets "$swap_sets" --argjson swap_iters "$swap_iters" \
 	--arg wrap "${BENCH_WRAP:-}" --arg modules "$(cat "$out/modules.txt" 2>/dev/null)" \
 	--argjson took_s "$((($(now_ms) - t_start) / 1000))" \
 	--slurpfile stats "$out/stats.json" \
 	--rawfile samples "$out/samples.tsv" --rawfile swaps "$out/swaps.tsv" \
-	--rawfile dkms "$out/dkms.tsv" --rawfile boots "$out/boots.tsv" '
+	--rawfile dkms "$out/dkms.tsv" --rawfile boot_rows "$out/boots.tsv" '
 	def rows($t): $t | split("\n") | map(select(length > 0) | split("\t"));
 	{
 		commit: $commit, tree_dirty_files: $dirty, date: $date,
@@ -273,9 +276,9 @@ jq -n \
 		host_load: { start: $load_start, end: $load_end }, boot_wrapper: $wrap,
 		modules: ($modules | split("\n")), took_s: $took_s,
 		config: { method: $method, boots: $boots, rounds: $rounds, iters: $iters,
-			warmup: $warmup, vm_iters: $vm_iters, release: $release,
+			warmup: $warmup, vm_iters: $vm_iters, pci_iters: $pci_iters, release: $release,
 			swap_sets: $swap_sets, swap_iters: $swap_iters },
-		boots: (rows($boots) | map({ arch: .[0], mode: .[1], name: .[2], status: .[3] })),
+		boots: (rows($boot_rows) | map({ arch: .[0], mode: .[1], name: .[2], status: .[3] })),
 		stats: $stats[0],
 		samples_ns: (rows($samples)
 			| group_by(.[0], .[1], .[2], .[3], .[4])
