@@ -28,6 +28,7 @@
 #                       op 6: device counts, swaps each way per count, boots
 #                       (METHOD=boots; METHOD=swap does op 6 in its boot)
 #   BENCH_DKMS_REPS=3   op 7: timed dkms builds per kernel (after one untimed)
+#   BENCH_RETRIES=2     tries again a boot that failed (only complete boots count)
 #   BENCH_ARCHES="amd64 s390x"  s390x: the s390x test system (S390X=1 builds
 #                       it, as make check does; S390X=auto only uses one
 #                       already built; no KVM there, so ops 1(VM), 4, 5 skip)
@@ -61,11 +62,12 @@ swap_sets=${BENCH_SWAP_SETS:-1,4,8}
 swap_iters=${BENCH_SWAP_ITERS:-5}
 swap_boots=${BENCH_SWAP_BOOTS:-1}
 dkms_reps=${BENCH_DKMS_REPS:-3}
+retries=${BENCH_RETRIES:-2}
 arches=${BENCH_ARCHES:-amd64 s390x}
 out=${OUT:-$repo_dir/build/bench}
 read -r -a wrap <<<"${BENCH_WRAP:-}"
 case "$method" in boots | swap) ;; *) die "BENCH_METHOD must be boots or swap" ;; esac
-for v in "$boots" "$rounds" "$iters" "$warmup" "$vm_iters" "$pci_iters" "$swap_iters" "$swap_boots" "$dkms_reps"; do
+for v in "$boots" "$rounds" "$iters" "$warmup" "$vm_iters" "$pci_iters" "$swap_iters" "$swap_boots" "$dkms_reps" "$retries"; do
 	[[ $v =~ ^[0-9]+$ ]] || die "bad number '$v' in a BENCH_* knob"
 done
 # ARCH means something else to kbuild (make bench ARCH=... would pass it on).
@@ -106,9 +108,12 @@ boot_limit() {
 }
 
 # boot ARCH MODE NAME TESTDIR KO KMODS ROUNDS SETS DEVICES...: one boot of
-# the bench; its samples land in $out/logs/NAME/tap.log.
+# the bench; its samples land in $out/logs/NAME/tap.log. A boot that fails
+# (a TCG guest can stall: RCU stalls, a lost timer) is tried again, up to
+# BENCH_RETRIES times; a failed attempt's logs stay as NAME.failN, and only
+# complete boots count. Every attempt is a row of boots.tsv.
 boot() {
-	local a=$1 m=$2 name=$3 dir=$4 ko=$5 kmods=$6 r=$7 sets=$8 nsets runs limit rc=0
+	local a=$1 m=$2 name=$3 dir=$4 ko=$5 kmods=$6 r=$7 sets=$8 nsets runs limit rc try load
 	shift 8
 	local dev_args=() ko_args=() d
 	for d in "$@"; do dev_args+=(--device "$d"); done
@@ -118,16 +123,24 @@ boot() {
 	runs=1
 	[ "$m" = swap ] && runs=$((2 * r))
 	limit=$(boot_limit "$runs" "$nsets")
-	echo "bench: boot $name ($a/$m, limit ${limit}s)"
-	HARNESS_NESTED=1 "${wrap[@]}" "$harness_dir/run.sh" --abi "$abi_of_arch" \
-		"${ko_args[@]}" --kmods "$kmods" --tests "$dir" --logdir "$out/logs/$name" \
-		"${dev_args[@]}" "$a" "$m" "bench:$limit" >"$out/logs/$name.out" 2>&1 || rc=$?
-	if [ "$rc" != 0 ]; then
-		failures+=("boot $name ($a/$m): exit $rc, see $out/logs/$name.out")
-		echo "bench: boot $name FAILED (exit $rc):"
-		tail -n 25 "$out/logs/$name.out" | sed 's/^/  | /'
-	fi
-	printf '%s\t%s\t%s\t%s\n' "$a" "$m" "$name" "$rc" >>"$out/boots.tsv"
+	for ((try = 0; try <= retries; try++)); do
+		load=$(cut -d' ' -f1 /proc/loadavg)
+		echo "bench: boot $name ($a/$m, limit ${limit}s, host load $load)"
+		rc=0
+		HARNESS_NESTED=1 "${wrap[@]}" "$harness_dir/run.sh" --abi "$abi_of_arch" \
+			"${ko_args[@]}" --kmods "$kmods" --tests "$dir" --logdir "$out/logs/$name" \
+			"${dev_args[@]}" "$a" "$m" "bench:$limit" >"$out/logs/$name.out" 2>&1 || rc=$?
+		if [ "$rc" = 0 ]; then
+			printf '%s\t%s\t%s\t%s\t%s\n' "$a" "$m" "$name" 0 "$load" >>"$out/boots.tsv"
+			return 0
+		fi
+		echo "bench: boot $name FAILED (exit $rc), logs kept in $out/logs/$name.fail$((try + 1)):"
+		grep -E '^(FAIL|boot:)' "$out/logs/$name.out" | sed 's/^/  | /' || true
+		mv "$out/logs/$name" "$out/logs/$name.fail$((try + 1))"
+		mv "$out/logs/$name.out" "$out/logs/$name.fail$((try + 1)).out"
+		printf '%s\t%s\t%s\t%s\t%s\n' "$a" "$m" "$name.fail$((try + 1))" "$rc" "$load" >>"$out/boots.tsv"
+	done
+	failures+=("boot $name ($a/$m) failed $try time(s), see $out/logs/$name.fail*")
 }
 
 # boots_for ARCH KO KMODS DEVICES...: every boot of one arch.
@@ -201,7 +214,7 @@ for a in $arches; do
 		fi
 		if [ -z "$stack" ] || [ ! -f "$stack/env" ]; then
 			echo "bench: no s390x test system (S390X=1 builds it); s390x skipped"
-			printf 's390x\t-\tnone\tskipped: no s390x test system\n' >>"$out/boots.tsv"
+			printf 's390x\t-\tnone\tskipped: no s390x test system\t-\n' >>"$out/boots.tsv"
 			continue
 		fi
 		# shellcheck source=/dev/null disable=SC2153 # its variables
@@ -235,9 +248,9 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 # "# S MODE ROUND OP NS..." and "# W DIR K ITER k=v..." of every boot.
 : >"$out/samples.tsv"
 : >"$out/swaps.tsv"
-while IFS=$'\t' read -r a m name rc; do
+while IFS=$'\t' read -r a m name rc _; do
 	tap=$out/logs/$name/tap.log
-	[ -f "$tap" ] || continue
+	if [ "$rc" != 0 ] || [ ! -f "$tap" ]; then continue; fi
 	awk -v a="$a" -v b="$name" -v OFS='\t' '
 		$1 == "#" && $2 == "S" { for (i = 6; i <= NF; i++) print a, $3, b, $4, $5, $i }
 	' "$tap" >>"$out/samples.tsv"
@@ -278,7 +291,8 @@ jq -n \
 		config: { method: $method, boots: $boots, rounds: $rounds, iters: $iters,
 			warmup: $warmup, vm_iters: $vm_iters, pci_iters: $pci_iters, release: $release,
 			swap_sets: $swap_sets, swap_iters: $swap_iters },
-		boots: (rows($boot_rows) | map({ arch: .[0], mode: .[1], name: .[2], status: .[3] })),
+		boots: (rows($boot_rows) | map({ arch: .[0], mode: .[1], name: .[2], status: (.[3] | tonumber? // .[3]),
+			host_load_at_start: .[4] })),
 		stats: $stats[0],
 		samples_ns: (rows($samples)
 			| group_by(.[0], .[1], .[2], .[3], .[4])

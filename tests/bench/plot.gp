@@ -13,6 +13,7 @@ set xtics rotate by -35 nomirror
 set key top left
 set logscale y
 set bmargin 7
+set rmargin 10
 set offsets 0.5, 0.5, 0, 0
 
 set title "Median per operation, 95% bootstrap CI (lower is better)"
