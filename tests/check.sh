@@ -388,6 +388,19 @@ for a in $suite_arches; do
 		"$harness_dir/fetch.sh" amd64 "$abi" >/dev/null
 		build_kmods amd64 "$abi" "$(abi_dir amd64 "$abi")/root/lib/modules/$(kver amd64 "$abi")/build"
 		guest_suite amd64 "$abi" "$ours_ko" "$ours_why" "$kmods"
+		# The one-iteration smoke of `make bench` (tests/bench/bench.sh), so
+		# it cannot rot: one amd64 boot swapping stock <-> ours, the stats,
+		# the JSON and the plot. Runs with the full suite or TESTS=bench.
+		if [ -z "$tests_filter" ] || [[ " $tests_filter " == *" bench "* ]]; then
+			blog=$logdir/bench-smoke.log
+			if [ -n "$ours_ko" ] && BENCH_SMOKE=1 OURS_KO=$ours_ko KMODS=$kmods KABI=$abi \
+				OUT=$repo_dir/build/bench-smoke tests/bench/bench.sh >"$blog" 2>&1; then
+				result pass "bench smoke (make bench, one iteration; $blog)"
+			else
+				result fail "bench smoke (make bench, one iteration)" "${ours_ko:+see $blog}${ours_ko:-$ours_why}"
+				show_log "$blog"
+			fi
+		fi
 		;;
 	s390x) s390x_suite ;;
 	*) die "unknown ARCH '$a'" ;;
