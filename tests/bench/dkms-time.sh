@@ -4,8 +4,8 @@
 # makes the signing key, warms the page cache) and REPS times timed, each into a
 # fresh throw-away DKMS tree (nothing is written to the machine's
 # /var/lib/dkms, /usr/src or /lib/modules; as tests/host/dkms_test.sh). Then
-# the sizes of the DKMS-built vfio.ko and the kernel's stock one: the file
-# and its text, data and bss (size(1)). Appends rows to OUT:
+# the sizes of the DKMS-built vfio.ko and the kernel's stock one
+# (ko-size.sh). Appends rows to OUT:
 #   ARCH<TAB>KERNEL<TAB>WHAT<TAB>VALUE<TAB>UNIT
 # WRAP: a command prefix for each build (a CPU slot allocator).
 set -euo pipefail
@@ -52,12 +52,4 @@ for ((i = first; i <= reps; i++)); do
 done
 ours=$w/tree-$reps/var/lib/dkms/$name/$version/$kv/x86_64/module/vfio.ko
 [ -f "$ours" ] || ours=$(find "$w/tree-$reps/var/lib/dkms" -name 'vfio.ko*' | head -n 1)
-stock=$ad/root/lib/modules/$kv/kernel/drivers/vfio/vfio.ko
-for m in ours stock; do
-	if [ "$m" = ours ]; then f=$ours; else f=$stock; fi
-	printf 'amd64\t%s\tko_file_%s\t%s\tbytes\n' "$kv" "$m" "$(stat -c %s "$f")" >>"$out"
-	size "$f" | awk -v k="$kv" -v m="$m" -v OFS='\t' 'NR == 2 {
-		print "amd64", k, "text_" m, $1, "bytes"
-		print "amd64", k, "data_" m, $2, "bytes"
-		print "amd64", k, "bss_" m, $3, "bytes" }' >>"$out"
-done
+"$here/ko-size.sh" amd64 "$kv" "$ours" "$ad/root/lib/modules/$kv/kernel/drivers/vfio/vfio.ko" "$out"
