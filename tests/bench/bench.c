@@ -1038,7 +1038,8 @@ static int read_trace(const char *path, struct steps *st)
 			if (!st->ins0)
 				st->ins0 = a;
 			st->ins1 = b;
-		} else if (!strcmp(name, "modprobe")) {
+		} else if (!strcmp(name, "modprobe") && arg[0] != '-') {
+			/* the reloads, not a query (--show-depends in the checks) */
 			if (!st->mp0)
 				st->mp0 = a;
 			st->mp1 = b;

@@ -231,7 +231,9 @@ for a in $arches; do
 		ms=$(($(now_ms) - t0))
 		kv390=$(basename "$(dirname "${v[0]}")")
 		printf 's390x\t%s\tkbuild_cross\t%d.%03d\ts\n' "$kv390" $((ms / 1000)) $((ms % 1000)) >>"$out/dkms.tsv"
-		"$here/ko-size.sh" s390x "$kv390" "$out/build/s390x/$a390/vfio.ko" "$stack/stock/vfio.ko" \
+		# stripped of debug info as DKMS does (strip -g), like the stock one
+		"${v[1]}strip" -g -o "$out/build/s390x/vfio-stripped.ko" "$out/build/s390x/$a390/vfio.ko"
+		"$here/ko-size.sh" s390x "$kv390" "$out/build/s390x/vfio-stripped.ko" "$stack/stock/vfio.ko" \
 			"$out/dkms.tsv" "${v[1]}size"
 		KMOD=1 build_module "$out/build/kmod-s390x/$a390" "${v[0]}" "${s390_make[@]}" \
 			"KBUILD_EXTRA_SYMBOLS=${v[3]} ${v[3]%/stock/Module.symvers}/deps/Module.symvers"
