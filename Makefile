@@ -12,6 +12,7 @@
 #                           checked with lintian
 #   make style              checkpatch --strict on src/ and include/
 #   make check              the whole test suite (host checks + QEMU guests)
+#   make bench              ours against stock in booted kernels (tests/bench)
 #   sudo make install       build and install with DKMS, swap the running vfio
 #   sudo make uninstall     undo make install, back to the stock vfio
 #   make clean
@@ -64,10 +65,13 @@ style:
 check:
 	tests/check.sh
 
+bench:
+	tests/bench/bench.sh
+
 install:
 	scripts/vfio-core-install install
 
 uninstall:
 	scripts/vfio-core-install uninstall
 
-.PHONY: all module clean abi-check dkms-build deb style check install uninstall
+.PHONY: all module clean abi-check dkms-build deb style check bench install uninstall

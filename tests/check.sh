@@ -633,6 +633,25 @@ queue_boots() {
 	done < <(printf '%s\n' "${boot_specs[@]}" | sort -t '|' -k1,1nr -s)
 }
 
+# bench_smoke PREP_ID: the one-iteration smoke of `make bench`
+# (tests/bench/bench.sh), so that it cannot rot: one amd64 boot swapping
+# stock <-> ours, the statistics, the JSON and the plot.
+bench_smoke() {
+	local blog=$logdir/bench-smoke.log name="bench smoke (make bench, one iteration)"
+	local LANE_SKIP='' LANE_BROKEN='' ABI='' GUEST_ROOT='' GUEST_KERNEL='' OURS='' NO_OURS='' KMODS=''
+	# shellcheck source=/dev/null # written by lane_prep
+	[ -f "$(job_dir "$1")/state" ] && . "$(job_dir "$1")/state"
+	if [ -z "$OURS" ]; then
+		result fail "$name" "not run: ${LANE_BROKEN:-${NO_OURS:-the amd64 lane could not be prepared}}"
+	elif BENCH_SMOKE=1 OURS_KO=$OURS KMODS=$KMODS KABI=$ABI \
+		OUT=$repo_dir/build/bench-smoke tests/bench/bench.sh >"$blog" 2>&1; then
+		result pass "$name" "$blog"
+	else
+		result fail "$name" "see $blog"
+		show_log "$blog"
+	fi
+}
+
 # fuzz_compare LANE: the fuzz test's errno histograms must be the same on
 # stock and on ours (same seed, same calls); a missing log is a failure.
 fuzz_compare() {
@@ -755,6 +774,10 @@ for lane in $lanes; do
 			"fuzz compare $lane" fuzz_compare "$lane"
 	fi
 done
+# With the full suite, or TESTS=bench.
+if [ -n "${lane_prep_job[amd64]:-}" ] && [[ -z "$tests_filter" || " $tests_filter " == *" bench "* ]]; then
+	job --after "${lane_prep_job[amd64]}" "bench smoke" bench_smoke "${lane_prep_job[amd64]}"
+fi
 if [ "$host_checks" = 1 ]; then
 	abis=${ABIS:-$(all_abis amd64)}
 	[ -n "$abis" ] || abis=$abi

@@ -10,6 +10,7 @@ pkgs=(
 	gcc-s390x-linux-gnu gcc-12-s390x-linux-gnu libc6-dev-s390x-cross
 	busybox-static dash bash-static binutils dkms shellcheck jq
 	debhelper dh-dkms lintian mmdebstrap e2fsprogs
+	python3 gnuplot-nox
 )
 
 missing=()

@@ -20,6 +20,7 @@
 #                    checks and its power-off
 #   --settle S       the guest waits this long after the last test for late
 #                    kernel reports ($SETTLE, default 1)
+#   --device SPEC    one more QEMU -device SPEC (repeatable), e.g. edu
 #
 # The test output travels on its own channel (amd64: the second serial port;
 # s390x: the SCLP line-mode console), the kernel's console goes to another
@@ -50,7 +51,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/harness.sh"
 
 usage() {
-	die "usage: run.sh [--abi ABI] [--ko PATH] [--tests DIR] [--kmods DIR] [--logdir DIR] [--boot-timeout S] [--end-grace S] [--settle S] amd64|s390x stock|ours|swap TEST[:TIMEOUT]..."
+	die "usage: run.sh [--abi ABI] [--ko PATH] [--tests DIR] [--kmods DIR] [--logdir DIR] [--boot-timeout S] [--end-grace S] [--settle S] [--device SPEC]... amd64|s390x stock|ours|swap TEST[:TIMEOUT]..."
 }
 
 abi=${KABI:-}
@@ -61,6 +62,7 @@ kmods=
 boot_timeout=${BOOT_TIMEOUT:-180}
 end_grace=${END_GRACE:-60}
 settle=${SETTLE:-1}
+devices=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--abi) abi=$2; shift 2 ;;
@@ -71,6 +73,7 @@ while [ $# -gt 0 ]; do
 	--boot-timeout) boot_timeout=$2; shift 2 ;;
 	--end-grace) end_grace=$2; shift 2 ;;
 	--settle) settle=$2; shift 2 ;;
+	--device) devices+=(-device "$2"); shift 2 ;;
 	--) shift; break ;;
 	-*) usage ;;
 	*) break ;;
@@ -153,7 +156,7 @@ s390x)
 	cmdline="console=ttysclp0 harness.tap=/dev/sclp_line0 $cmdline"
 	;;
 esac
-qemu+=(-nodefaults -display none -monitor none -no-reboot
+qemu+=("${devices[@]}" -nodefaults -display none -monitor none -no-reboot
 	-kernel "$kernel" -initrd "$initrd" -append "$cmdline")
 printf '%q ' "${qemu[@]}" >"$logdir/qemu.cmd"
 echo >>"$logdir/qemu.cmd"
