@@ -647,10 +647,12 @@ static void vfio_device_pm_runtime_put(struct vfio_device *device)
 #define VFIO_MIG_NEEDS_BASE	VFIO_MIGRATION_STOP_COPY
 #define VFIO_MIG_NEEDS_P2P	(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P)
 
-static const struct vfio_mig_state {
+struct vfio_mig_state {
 	u8 parent;	/* one arc closer to STOP */
 	u32 needs;	/* the migration_flags a device needs for the state */
-} vfio_mig_states[] = {
+};
+
+static const struct vfio_mig_state vfio_mig_states[] = {
 	[VFIO_DEVICE_STATE_ERROR] = { VFIO_DEVICE_STATE_ERROR, ~0U },
 	[VFIO_DEVICE_STATE_STOP] = { VFIO_DEVICE_STATE_STOP, VFIO_MIG_NEEDS_BASE },
 	[VFIO_DEVICE_STATE_RUNNING] = { VFIO_DEVICE_STATE_RUNNING_P2P, VFIO_MIG_NEEDS_BASE },
