@@ -183,8 +183,10 @@ if [ "$host_checks" = 1 ]; then
 	fi
 
 	# The host-side delivery tests: DKMS into a throw-away root, and the
-	# swap/rebind helpers against a fake sysfs.
-	for t in tests/host/dkms_test.sh tests/host/rebind_test.sh; do
+	# swap/rebind helpers against a fake sysfs; and the pure parts of the
+	# core (migration arcs, SET_IRQS, capability chains, the IOVA bitmap)
+	# against stock's, compiled in user space.
+	for t in tests/host/dkms_test.sh tests/host/rebind_test.sh tests/host/equiv_test.sh; do
 		hlog=$logdir/host-$(basename "$t" .sh).log
 		if "$t" >"$hlog" 2>&1; then
 			result pass "$t: $(grep -c '^ok' "$hlog") ok$(grep -q '# SKIP' "$hlog" && echo ", with skips")"
