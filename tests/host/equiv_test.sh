@@ -14,6 +14,7 @@
 # twice: with 4 KiB pages, and with 256-byte pages so that the bitmap walk
 # crosses many windows cheaply. Stock's code is read from the source at run
 # time; nothing of it is kept in this repository.
+# EQUIV_SRC=DIR takes ours from DIR instead of src/ (tests/mutants.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/vm/harness.sh
@@ -33,6 +34,7 @@ for f in "$ref/vfio_main.c" "$ref/iova_bitmap.c" "$uapi"; do
 done
 
 eq=$here/equiv
+src=${EQUIV_SRC:-$repo_dir/src}
 out=${EQUIV_OUT:-$repo_dir/build/host-equiv}
 rm -rf "$out"
 mkdir -p "$out/include/linux"
@@ -70,7 +72,7 @@ first=1
 for ps in 12 8; do
 	side stock_ "$ref/vfio_main.c" "$exports" "$ref/iova_bitmap.c" "$ps"
 	# shellcheck disable=SC2086 # word lists
-	side ours_ src/vfio_main.c "$exports $ours_helpers" src/iova_bitmap.c "$ps"
+	side ours_ "$src/vfio_main.c" "$exports $ours_helpers" "$src/iova_bitmap.c" "$ps"
 	gcc -O2 -Wall -Wextra -Werror -DKSTUB_PAGE_SHIFT="$ps" -I "$eq" -I "$out/include" \
 		-I "$eq/include" -o "$out/equiv-$ps" "$eq/equiv.c" \
 		"$out/stock_$ps-main.o" "$out/stock_$ps-bitmap.o" \
