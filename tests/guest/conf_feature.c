@@ -42,15 +42,7 @@ static long pgsz;
 /* The value of key in the driver's features file; -1 if there is none. */
 static long long feat(const char *key)
 {
-	char buf[2048], *p;
-	size_t klen = strlen(key);
-
-	if (read_file(VTM_FEATURES, buf, sizeof(buf)))
-		return -1;
-	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-		if (!strncmp(p, key, klen) && p[klen] == ' ')
-			return strtoll(p + klen + 1, NULL, 0);
-	return -1;
+	return key_value(VTM_FEATURES, key);
 }
 
 /* The arcs the driver's last migration_set_state() took ("-": none) */
@@ -267,6 +259,28 @@ static void check_matrix(int d, const char *dev, bool mig, bool log)
 
 /* ------------------------------------------------------------- migration */
 
+/* A SET to state to, the arcs the driver is asked to take, and a data fd or not */
+struct mig_step {
+	uint32_t to;
+	const char *arcs;
+	int fd;
+};
+
+static void mig_walk(int d, const char *dev, const struct mig_step *walk, unsigned int n)
+{
+	unsigned int i;
+	int fd;
+
+	for (i = 0; i < n; i++) {
+		expect(mig_set(d, walk[i].to, &fd), 0, "%s: MIG_DEVICE_STATE set %u", dev, walk[i].to);
+		ok(!strcmp(arcs(), walk[i].arcs), "%s: ... the driver steps %s (%s)", dev, walk[i].arcs, arcs());
+		if (walk[i].fd)
+			ok(is_data_fd(fd), "%s: ... data_fd is the driver's file, close-on-exec (%d)", dev, fd);
+		else
+			expect(fd, -1, "%s: ... data_fd", dev);
+	}
+}
+
 static void check_migration(int d, const char *dev, bool p2p)
 {
 	struct vfio_device_feature_migration mf = { .flags = 99 };
@@ -283,7 +297,7 @@ static void check_migration(int d, const char *dev, bool p2p)
 
 	expect(mig_get(d), RUNNING, "%s: MIG_DEVICE_STATE get: RUNNING, data_fd -1", dev);
 	if (p2p) {
-		static const struct { uint32_t to; const char *arcs; int fd; } walk[] = {
+		static const struct mig_step walk[] = {
 			{ STOP, "2>5,5>1", 0 }, { STOP_COPY, "1>3", 1 }, { RESUMING, "3>1,1>4", 1 },
 			{ RUNNING, "4>1,1>5,5>2", 0 }, { RUNNING_P2P, "2>5", 0 },
 			{ STOP_COPY, "5>1,1>3", 1 }, { RUNNING_P2P, "3>1,1>5", 0 },
@@ -291,29 +305,15 @@ static void check_migration(int d, const char *dev, bool p2p)
 			{ RESUMING, "2>5,5>1,1>4", 1 }, { STOP_COPY, "4>1,1>3", 1 },
 			{ RUNNING, "3>1,1>5,5>2", 0 }, { RUNNING, "-", 0 },
 		};
-		unsigned int i;
 
-		for (i = 0; i < sizeof(walk) / sizeof(walk[0]); i++) {
-			expect(mig_set(d, walk[i].to, &fd), 0, "%s: MIG_DEVICE_STATE set %u", dev, walk[i].to);
-			ok(!strcmp(arcs(), walk[i].arcs), "%s: ... the driver steps %s (%s)", dev, walk[i].arcs, arcs());
-			if (walk[i].fd)
-				ok(is_data_fd(fd), "%s: ... data_fd is the driver's file, close-on-exec (%d)", dev, fd);
-			else
-				expect(fd, -1, "%s: ... data_fd", dev);
-		}
+		mig_walk(d, dev, walk, sizeof(walk) / sizeof(walk[0]));
 	} else {
-		static const struct { uint32_t to; const char *arcs; int fd; } walk[] = {
+		static const struct mig_step walk[] = {
 			{ STOP, "2>1", 0 }, { RUNNING, "1>2", 0 }, { STOP_COPY, "2>1,1>3", 1 },
 			{ RESUMING, "3>1,1>4", 1 }, { RUNNING, "4>1,1>2", 0 },
 		};
-		unsigned int i;
 
-		for (i = 0; i < sizeof(walk) / sizeof(walk[0]); i++) {
-			expect(mig_set(d, walk[i].to, &fd), 0, "%s: MIG_DEVICE_STATE set %u", dev, walk[i].to);
-			ok(!strcmp(arcs(), walk[i].arcs), "%s: ... the driver steps %s (%s)", dev, walk[i].arcs, arcs());
-			if (walk[i].fd)
-				ok(is_data_fd(fd), "%s: ... data_fd is the driver's file (%d)", dev, fd);
-		}
+		mig_walk(d, dev, walk, sizeof(walk) / sizeof(walk[0]));
 		expect(mig_set(d, RUNNING_P2P, &fd), -EINVAL, "%s: set RUNNING_P2P without P2P", dev);
 		expect(fd, -1, "%s: ... data_fd -1 reported with the error", dev);
 	}
