@@ -62,7 +62,7 @@ build_mutant() {
 stock_fuzz() {
 	local log=$top/stock-fuzz/amd64-stock-fuzz/tap.log
 	if [ ! -s "$log" ]; then
-		LOGDIR=$top/stock-fuzz tests/check.sh ARCH=amd64 TESTS=fuzz MODES=stock >/dev/null 2>&1 || true
+		LOGDIR=$top/stock-fuzz ARCH=amd64 TESTS=fuzz MODES=stock tests/check.sh >/dev/null 2>&1 || true
 	fi
 	[ -s "$log" ] || die "no stock fuzz log at $log"
 	echo "$log"
@@ -90,8 +90,8 @@ for m in "${mutants[@]}"; do
 		by+=("equiv_test")
 	fi
 	if [ -n "${guest_tests// /}" ]; then
-		LOGDIR=$top/$name/logs OURS_KO=$top/$name/vfio.ko tests/check.sh ARCH=amd64 \
-			TESTS="$guest_tests" MODES=ours >"$top/$name/check.log" 2>&1 || true
+		LOGDIR=$top/$name/logs OURS_KO=$top/$name/vfio.ko ARCH=amd64 \
+			TESTS="$guest_tests" MODES=ours tests/check.sh >"$top/$name/check.log" 2>&1 || true
 	fi
 	for t in $guest_tests; do
 		res=$top/$name/logs/amd64-ours-$t/results
