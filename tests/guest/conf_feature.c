@@ -201,23 +201,26 @@ static long model(const struct core_feature *f, bool has_ops, uint32_t flags, ui
 /* A payload that makes the GET or SET succeed */
 static void valid_payload(uint32_t id, uint64_t *pl, uint64_t *range, uint64_t *bits)
 {
+	struct vfio_device_feature_mig_state mig = { .device_state = RUNNING };	/* no step */
+	struct vfio_device_feature_dma_logging_control ctl = {
+		.page_size = 4096, .num_ranges = 1, .ranges = (uintptr_t)range,
+	};
+	struct vfio_device_feature_dma_logging_report rep = {
+		.iova = 0x100000, .length = 0x10000, .page_size = 4096, .bitmap = (uintptr_t)bits,
+	};
+
 	memset(pl, 0, 64);
 	range[0] = 0x100000;
 	range[1] = 0x10000;
 	switch (id) {
 	case VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE:
-		pl[0] = RUNNING;	/* the state it is in: no step */
+		memcpy(pl, &mig, sizeof(mig));
 		break;
 	case VFIO_DEVICE_FEATURE_DMA_LOGGING_START:
-		pl[0] = 4096;
-		pl[1] = 1;
-		pl[2] = (uintptr_t)range;
+		memcpy(pl, &ctl, sizeof(ctl));
 		break;
 	case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
-		pl[0] = 0x100000;
-		pl[1] = 0x10000;
-		pl[2] = 4096;
-		pl[3] = (uintptr_t)bits;
+		memcpy(pl, &rep, sizeof(rep));
 		break;
 	}
 }
