@@ -8,7 +8,7 @@
 # stock refuses, a wrong migration arc. For each (all, or the NAMEs given)
 # this builds our vfio.ko with the change for the current amd64 ABI (in
 # build/mutants/NAME), runs tests/host/equiv_test.sh on the changed sources
-# and the guest tests $MUTANT_TESTS (default: conf_device conf_mdev
+# and the guest tests $MUTANT_TESTS (default: conf_device conf_group conf_mdev
 # conf_feature fuzz) in mode ours, and reports which of them fail: the
 # mutant is killed if any does. fuzz is judged as make check judges it, by
 # comparing its errno histogram with a stock run's (made once, kept in
@@ -23,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/vm/harness.sh"
 cd "$repo_dir"
 
-guest_tests=${MUTANT_TESTS:-conf_device conf_mdev conf_feature fuzz}
+guest_tests=${MUTANT_TESTS:-conf_device conf_group conf_mdev conf_feature fuzz}
 abi=${KABI:-$(current_abi amd64)}
 top=$repo_dir/build/mutants
 
