@@ -202,6 +202,16 @@ if [ "$host_checks" = 1 ]; then
 		result fail "style (checkpatch --strict)"
 		show_log "$stlog"
 	fi
+
+	# The guide's rule 2: no run of 12+ lines identical to Debian's
+	# drivers/vfio (tests/own-code.sh prints each run and the longest).
+	oclog=$logdir/own-code.log
+	if tests/own-code.sh >"$oclog" 2>&1; then
+		result pass "own-code: $(tail -n 1 "$oclog" | sed 's/^own-code: //; s/ identical to .*//')"
+	else
+		result fail "own-code (runs identical to Debian's drivers/vfio)"
+		show_log "$oclog"
+	fi
 fi
 
 timings="host checks $(fmt_ms $(($(now_ms) - t_start)))"
