@@ -13,35 +13,41 @@
  * Copyright (C) 2012 Red Hat, Inc.  All rights reserved.
  *     Author: Alex Williamson <alex.williamson@redhat.com>
  *
- * Lock order of vfio.ko, and of the KVM locks around it, outermost first; a
- * lock is only ever taken while holding those above it on its path:
+ * Lock order of vfio.ko, and of the KVM locks around it.  Each lock is
+ * taken only while holding none of the locks listed below it; any lock may
+ * be taken without those above it:
  *
- *   device->dev_set->lock            the open_count of a set's devices
- *     group->group_lock              container, container_users, opened_file
- *                                    of the group; held around the driver's
- *                                    open_device() and close_device()
- *       driver locks                 e.g. kvm->lock (vfio_ap, s390 zPCI)
- *         kv->lock                   KVM: a KVM VFIO device's group list
- *           container->group_lock    container.c: its groups and backend
- *             vfio.iommu_drivers_lock   container.c: registered backends
- *             backend locks          e.g. type1's iommu->lock, and under
- *                                    MAP/UNMAP_DMA the drivers' dma_unmap()
- *             vfio.container_ref_lock   container.c, spinlock:
- *                                    group->container for KVM's helpers
- *     vfio_kvm.lock                  kvm.c, spinlock: group->kvm, KVM's
- *                                    functions and their users
+ *   device->dev_set->lock          the open_count of a set's devices
+ *   vfio.group_lock                this file: the list of groups
+ *   group->device_lock             a group's device list; the driver's
+ *                                  match() runs under it
+ *   group->group_lock              container, container_users, opened_file;
+ *                                  held around the driver's open_device() and
+ *                                  close_device()
+ *   kvm->lock                      taken by drivers in open/close_device()
+ *                                  (vfio_ap, s390 zPCI), held by KVM around
+ *                                  kvm_vfio_release()
+ *   kv->lock                       KVM: a KVM VFIO device's group list
+ *   container->group_lock          container.c (rwsem): a container's groups
+ *                                  and backend
+ *   vfio.iommu_drivers_lock        container.c: the registered backends
+ *   backend and driver locks       e.g. type1's iommu->lock, what the
+ *                                  drivers' dma_unmap() takes under UNMAP_DMA
+ *                                  and their match() under device_lock
  *
- *   vfio.group_lock                  this file: the list of groups
- *     group->group_lock              (and on as above)
+ *   vfio.container_ref_lock        container.c: group->container for readers
+ *                                  without group_lock
+ *   vfio_kvm.lock                  kvm.c: every group->kvm, KVM's functions
+ *                                  and their users
  *
- *   group->device_lock               a group's device list; nothing is taken
- *                                    under it but the driver's match()
+ * The two spinlocks are innermost: taken under any of the above, with
+ * nothing taken under them.
  *
  * KVM holds its own locks when it calls the vfio_file_*() helpers:
  * vfio_file_set_kvm() under kv->lock (KVM_DEV_VFIO_GROUP_ADD/DEL) or
  * kvm->lock (kvm_vfio_release()), vfio_file_enforced_coherent() under kv->lock
  * (kvm_vfio_update_coherency(), itself under kvm->lock on release).  So
- * those helpers take only what nests inside kv->lock above: never
+ * those helpers take only locks listed below kv->lock: never
  * group->group_lock, which drivers hold when they take kvm->lock.  Stock 6.1
  * took group_lock in both: the first is the kvm->lock <-> group_lock deadlock
  * vfio-core exists to fix, the second a kv->lock -> group_lock -> kvm->lock
