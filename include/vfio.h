@@ -75,7 +75,23 @@ enum vfio_iommu_notify_type {
 };
 
 /**
- * struct vfio_iommu_driver_ops - VFIO IOMMU driver callbacks
+ * struct vfio_iommu_driver_ops - The callbacks of an IOMMU backend
+ * @name: the backend's name
+ * @owner: its module, held by every container that uses the backend
+ * @open: make an instance for the IOMMU model in @arg (VFIO_SET_IOMMU)
+ * @release: free an instance, once its container's last group has left
+ * @ioctl: VFIO_CHECK_EXTENSION, also without an instance (NULL), and every
+ *	   ioctl the container passes through
+ * @attach_group: add an iommu_group to an instance
+ * @detach_group: take it out again
+ * @pin_pages: vfio_pin_pages()
+ * @unpin_pages: vfio_unpin_pages()
+ * @register_device: a device of an attached group opens for the first time
+ * @unregister_device: that device's last close; both or neither are set
+ * @dma_rw: vfio_dma_rw()
+ * @group_iommu_domain: the iommu_domain of an attached group (the 6.1 core
+ *			does not call it)
+ * @notify: an event, such as the close of the container file
  *
  * Filled in by the IOMMU backends (vfio_iommu_type1); the layout is part of
  * the ABI between vfio.ko and those modules.
