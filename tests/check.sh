@@ -761,6 +761,18 @@ host_style() {
 	fi
 }
 
+# host_own_code: the guide's rule 2, no run of 12+ lines identical to
+# Debian's drivers/vfio (tests/own-code.sh prints each run and the longest).
+host_own_code() {
+	local oclog=$logdir/own-code.log
+	if tests/own-code.sh >"$oclog" 2>&1; then
+		result pass "own-code: $(tail -n 1 "$oclog" | sed 's/^own-code: //; s/ identical to .*//')"
+	else
+		result fail "own-code (runs identical to Debian's drivers/vfio)"
+		show_log "$oclog"
+	fi
+}
+
 # ------------------------------------------------------------------- queue
 for lane in $lanes; do
 	[ -n "${lane_qarch[$lane]:-}" ] || die "unknown ARCH (lane) '$lane' (${!lane_qarch[*]})"
@@ -794,6 +806,7 @@ if [ "$host_checks" = 1 ]; then
 		job "$t" host_tap_test "$t"
 	done
 	job "style" host_style
+	job "own-code" host_own_code
 fi
 
 echo "check: $njobs jobs, $jobs_max at a time; logs in $logdir"
