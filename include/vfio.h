@@ -153,8 +153,6 @@ bool vfio_assert_device_open(struct vfio_device *device);
 bool vfio_device_try_get_registration(struct vfio_device *device);
 void vfio_device_put_registration(struct vfio_device *device);
 struct file *vfio_device_alloc_file(struct vfio_device *device);
-void vfio_device_get_kvm_safe(struct vfio_device *device, struct kvm *kvm);
-void vfio_device_put_kvm(struct vfio_device *device);
 
 /* group.c: groups, the group file and opening a device through it */
 int vfio_device_set_group(struct vfio_device *device,

@@ -33,6 +33,7 @@
 #include <linux/list.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/nospec.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/rwsem.h>
@@ -48,15 +49,6 @@
 #include <linux/interval_tree.h>
 #include <linux/iova_bitmap.h>
 #include "vfio.h"
-/*
- * Only for the prototypes of kvm_get_kvm_safe() and kvm_put_kvm() that
- * symbol_get() needs.  Hidden from genksyms: it defines struct kvm, which the
- * exports reach through vfio_device->kvm, and including it visibly changes
- * the CRCs of 13 exports (measured).
- */
-#ifndef __GENKSYMS__
-#include <linux/kvm_host.h>
-#endif
 
 #define DRIVER_VERSION	"1.0"
 #define DRIVER_AUTHOR	"Alex Williamson <alex.williamson@redhat.com>"
@@ -471,86 +463,6 @@ void vfio_unregister_group_dev(struct vfio_device *device)
 	vfio_device_remove_group(device);
 }
 EXPORT_SYMBOL_GPL(vfio_unregister_group_dev);
-
-/*
- * The KVM reference of an open device
- *
- * vfio.ko must load without kvm.ko, so it reaches KVM through symbol_get().
- * vfio_device_get_kvm_safe() keeps the module reference of its
- * symbol_get(kvm_put_kvm) for as long as device->kvm holds a VM reference:
- * that pins kvm.ko, so vfio_device_put_kvm() can look kvm_put_kvm() up
- * again without failing and needs no state beyond device->kvm.
- */
-
-/**
- * vfio_device_get_kvm_safe - Take a KVM reference for an opening device
- * @device: the device, being opened for the first time
- * @kvm: the VM the device is to be used with
- *
- * Sets device->kvm, for the driver's open_device(), if the VM is not already
- * being destroyed.  The caller keeps @kvm from being freed during the call,
- * possibly with a spinlock held: this neither sleeps nor takes locks.
- */
-void vfio_device_get_kvm_safe(struct vfio_device *device, struct kvm *kvm)
-{
-	void (*put)(struct kvm *kvm);
-	bool (*get)(struct kvm *kvm);
-	bool got;
-
-	lockdep_assert_held(&device->dev_set->lock);
-
-	/* @kvm comes from kvm.ko, which a live VM keeps loaded */
-	put = symbol_get(kvm_put_kvm);
-	if (WARN_ON(!put))
-		return;
-
-	get = symbol_get(kvm_get_kvm_safe);
-	if (WARN_ON(!get))
-		goto err_put_symbol;
-
-	got = get(kvm);
-	symbol_put(kvm_get_kvm_safe);
-	if (!got)
-		goto err_put_symbol;
-
-	/* The kvm_put_kvm module reference stays until vfio_device_put_kvm() */
-	device->kvm = kvm;
-	return;
-
-err_put_symbol:
-	symbol_put(kvm_put_kvm);
-}
-
-/**
- * vfio_device_put_kvm - Drop the KVM reference of a device
- * @device: the device, after its last close or a failed first open
- *
- * Drops what vfio_device_get_kvm_safe() took, if anything, and clears
- * device->kvm.  May free the VM.
- */
-void vfio_device_put_kvm(struct vfio_device *device)
-{
-	void (*put)(struct kvm *kvm);
-
-	lockdep_assert_held(&device->dev_set->lock);
-
-	if (!device->kvm)
-		return;
-
-	/*
-	 * Cannot fail: the reference kept since vfio_device_get_kvm_safe()
-	 * pins kvm.ko.  If it did, leak both references rather than unpin
-	 * kvm.ko under a live VM reference.
-	 */
-	put = symbol_get(kvm_put_kvm);
-	if (!WARN_ON(!put)) {
-		put(device->kvm);
-		symbol_put(kvm_put_kvm);
-		/* The reference kept since vfio_device_get_kvm_safe() */
-		symbol_put(kvm_put_kvm);
-	}
-	device->kvm = NULL;
-}
 
 /*
  * The device file
