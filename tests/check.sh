@@ -506,9 +506,11 @@ lane_boot() {
 		# run.sh has printed it
 		record "$st" "$n ($lane/$m)" "$why"
 	done <"$res/results"
+	# run.sh writes the file only when something was skipped.
+	[ -f "$res/skips" ] || return 0
 	while IFS=$'\t' read -r n _ _ t why rest; do
 		skipped "$lane/$m" "$n" "$t" "$why" "$rest"
-	done <"$res/skips" 2>/dev/null || true
+	done <"$res/skips"
 }
 
 # selftest_verdicts LANE MODE LOGDIR: each self-test of the boot ended as

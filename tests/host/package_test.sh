@@ -12,6 +12,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 
+# The plan: the 9 checks below.
+echo "1..9"
 n=0
 fail=0
 check() {
@@ -92,5 +94,4 @@ no_autoinstall() {
 }
 check "dkms.conf: the guards in MAKE[0], no AUTOINSTALL (the hook installs)" no_autoinstall
 
-echo "1..$n"
 [ "$fail" = 0 ]
