@@ -4,7 +4,8 @@
 # 1. Host checks: the abi-check of our vfio.ko against every amd64 6.1 ABI
 #    the mirror offers (one test each), a lint of every shell file, the
 #    host tests (tests/host/*_test.sh: DKMS in a throw-away root, the
-#    helpers against a fake sysfs) and checkpatch (tests/style.sh).
+#    helpers against a fake sysfs), checkpatch (tests/style.sh) and the
+#    own-code check (tests/own-code.sh: nothing pasted from Debian).
 # 2. Guest suites, one per lane: a kernel and the tests.list entries whose
 #    ARCHES name the lane. amd64: Debian's current amd64 kernel. s390x: the
 #    s390x test system (tests/vm/s390x-stack.sh: a stock s390x kernel plus
