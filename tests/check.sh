@@ -4,7 +4,8 @@
 # 1. Host checks: the abi-check of our vfio.ko against every amd64 6.1 ABI
 #    the mirror offers (one test each), a lint of every shell file, the
 #    host tests (tests/host/*_test.sh: DKMS in a throw-away root, the
-#    helpers against a fake sysfs) and checkpatch (tests/style.sh).
+#    helpers against a fake sysfs), checkpatch (tests/style.sh) and the
+#    own-code check (tests/own-code.sh: nothing pasted from Debian).
 # 2. Guest suites, one per lane: a kernel and the tests.list entries whose
 #    ARCHES name the lane. amd64: Debian's current amd64 kernel. s390x: the
 #    s390x test system (tests/vm/s390x-stack.sh: a stock s390x kernel plus
@@ -763,6 +764,18 @@ host_style() {
 	fi
 }
 
+# host_own_code: the guide's rule 2, no run of 12+ lines identical to
+# Debian's drivers/vfio (tests/own-code.sh prints each run and the longest).
+host_own_code() {
+	local oclog=$logdir/own-code.log
+	if tests/own-code.sh >"$oclog" 2>&1; then
+		result pass "own-code: $(tail -n 1 "$oclog" | sed 's/^own-code: //; s/ identical to .*//')"
+	else
+		result fail "own-code (runs identical to Debian's drivers/vfio)"
+		show_log "$oclog"
+	fi
+}
+
 # ------------------------------------------------------------------- queue
 for lane in $lanes; do
 	[ -n "${lane_qarch[$lane]:-}" ] || die "unknown ARCH (lane) '$lane' (${!lane_qarch[*]})"
@@ -796,6 +809,7 @@ if [ "$host_checks" = 1 ]; then
 		job "$t" host_tap_test "$t"
 	done
 	job "style" host_style
+	job "own-code" host_own_code
 fi
 
 echo "check: $njobs jobs, $jobs_max at a time; logs in $logdir"

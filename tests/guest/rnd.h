@@ -190,18 +190,24 @@ static inline int vtm_set(const char *knob, long val)
 	return write_file(path, v);
 }
 
-/* The value of key in the test driver's status file, -1 if unreadable. */
-static inline long long vtm_stat(const char *key)
+/* The number after "key " in a file of "key value" lines, -1 if none. */
+static inline long long key_value(const char *path, const char *key)
 {
-	char buf[1024], *p;
+	char buf[2048], *p;
 	size_t klen = strlen(key);
 
-	if (read_file(VTM_STATUS, buf, sizeof(buf)))
+	if (read_file(path, buf, sizeof(buf)))
 		return -1;
 	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
 		if (!strncmp(p, key, klen) && p[klen] == ' ')
 			return strtoll(p + klen + 1, NULL, 10);
 	return -1;
+}
+
+/* The value of key in the test driver's status file, -1 if unreadable. */
+static inline long long vtm_stat(const char *key)
+{
+	return key_value(VTM_STATUS, key);
 }
 
 /* Creates the test driver's mdev uuid: 0, or -errno (-EEXIST: it exists). */
