@@ -17,7 +17,13 @@
  *            notify() on its iommu_data, which stock 6.1 reads without the
  *            lock too (what the stress test's closerace operation found).
  * The thread's side starts after a random spin, so the two meet at varying
- * points. Rounds go on for DMA_RACE_SECS (default 20) seconds, or until the
+ * points. Before each round the container gets DMA_RACE_MAPS (default 1024)
+ * more mappings of 4 KiB: detaching its last group unmaps them all
+ * (vfio_iommu_unmap_unpin_all()) holding the backend's lock, so the other
+ * side, which read the backend's pointer without the container's lock,
+ * waits on that lock for a long while and takes it just as the backend is
+ * freed. That is plain uAPI use, no knob of the kernel's: it turns a
+ * window of a few instructions into one of milliseconds. Rounds go on for DMA_RACE_SECS (default 20) seconds, or until the
  * kernel taints itself (a report). The parent only watches: after a report
  * stock may oops and leave the child stuck on a lock the oopsed thread
  * held, so no progress for DMA_RACE_STALL (10) seconds ends the race too.
@@ -27,8 +33,8 @@
  *          class of report fails it)
  *   ours   passes only if the kernel reported nothing at all, nothing got
  *          stuck, and the two sides really overlapped in some rounds
- * Knobs (environment): DMA_RACE_SECS, DMA_RACE_STALL, DMA_RACE_SEED
- * (time-based if unset).
+ * Knobs (environment): DMA_RACE_SECS, DMA_RACE_STALL, DMA_RACE_MAPS,
+ * DMA_RACE_SEED (time-based if unset).
  * Output is TAP on stdout.
  */
 #include "tap.h"
@@ -40,6 +46,7 @@
 #define MDEV_UUID	"5a1d0ec7-0000-4000-8000-00000000d4a0"
 #define NTESTS		6
 #define IOVA		0x100000ULL
+#define IOVA_FILL	0x10000000ULL
 #define TAINT_ALLOWED	(4096 | 8192)	/* out-of-tree, unsigned */
 
 /* Shared between the racing child and the watching parent. */
@@ -54,6 +61,7 @@ struct race {
 	double t_close[2];	/* release: when its close() began, ended */
 	int stop;		/* the parent: no more rounds */
 	int rounds, overlaps;
+	long maps_fill;		/* mappings added before each round */
 	uint64_t calls, maps, einval, other;
 	int other_err;
 	char err[128];		/* the child gave up: why */
@@ -140,6 +148,15 @@ static int child(int group, uint64_t seed)
 				 what, strerror(errno));
 			break;
 		}
+		for (long i = 0; i < R->maps_fill; i++)
+			if (dma_map(ctr, IOVA_FILL + i * 4096, 4096, (uint64_t)(uintptr_t)R->buf,
+				    VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) {
+				snprintf(R->err, sizeof(R->err), "round %d: MAP_DMA %ld of %ld: %s",
+					 R->rounds, i, R->maps_fill, strerror(errno));
+				break;
+			}
+		if (R->err[0])
+			break;
 		R->spin = rnd_below(&rnd, 20000);
 		R->done = 0;
 		if (R->release) {
@@ -197,11 +214,12 @@ int main(int argc, char **argv)
 	if (R == MAP_FAILED)
 		bail("mmap");
 	R->release = argc > 1 && !strcmp(argv[1], "release");
+	R->maps_fill = env_long("DMA_RACE_MAPS", 1024);
 	race = R->release ? "the container's last close" : "MAP_DMA/UNMAP_DMA";
 	if (!seed)
 		seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	diag("%s racing the detach of the container's last group, %.0fs, DMA_RACE_SEED=%llu",
-	     race, secs, (unsigned long long)seed);
+	diag("%s racing the detach of the container's last group (%ld mappings), %.0fs, DMA_RACE_SEED=%llu",
+	     race, R->maps_fill, secs, (unsigned long long)seed);
 	kfd = kmsg_open();
 
 	/* 1: setup */
