@@ -56,9 +56,9 @@ struct race {
 	void *buf;		/* dma: the page mapped */
 	unsigned int spin;	/* this round's spin before acting */
 	int round;		/* bumped by the child to start a round */
-	int busy;		/* dma: inside MAP/UNMAP now */
 	int done;		/* the thread finished its round */
 	double t_close[2];	/* release: when its close() began, ended */
+	double t_io[2][2];	/* dma: the last two ioctl rounds' start, end */
 	int stop;		/* the parent: no more rounds */
 	int rounds, overlaps;
 	long maps_fill;		/* mappings added before each round */
@@ -81,7 +81,9 @@ static void dma_side(void)
 	long r;
 
 	for (;;) {
-		__atomic_store_n(&R->busy, 1, __ATOMIC_SEQ_CST);
+		R->t_io[0][0] = R->t_io[1][0];
+		R->t_io[0][1] = R->t_io[1][1];
+		R->t_io[1][0] = now_s();
 		r = dma_map(R->ctr, IOVA, 4096, (uint64_t)(uintptr_t)R->buf,
 			    VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE);
 		if (!r) {
@@ -89,7 +91,7 @@ static void dma_side(void)
 			r = dma_unmap(R->ctr, IOVA, 4096, 0);
 			r = r < 0 ? r : 0;
 		}
-		__atomic_store_n(&R->busy, 0, __ATOMIC_SEQ_CST);
+		R->t_io[1][1] = now_s();
 		R->calls++;
 		if (r == -EINVAL) {
 			R->einval++;
@@ -159,6 +161,7 @@ static int child(int group, uint64_t seed)
 			break;
 		R->spin = rnd_below(&rnd, 20000);
 		R->done = 0;
+		memset(R->t_io, 0, sizeof(R->t_io));
 		if (R->release) {
 			R->ctr = dup(ctr);
 			close(ctr);
@@ -167,15 +170,16 @@ static int child(int group, uint64_t seed)
 		}
 		__atomic_store_n(&R->round, R->rounds + 1, __ATOMIC_RELEASE);
 		spin(rnd_below(&rnd, 20000));
-		if (!R->release && __atomic_load_n(&R->busy, __ATOMIC_SEQ_CST))
-			R->overlaps++;
 		/* The release of the group: the last group leaves the container. */
 		c0 = now_s();
 		close(grp);
 		c1 = now_s();
 		while (!__atomic_load_n(&R->done, __ATOMIC_ACQUIRE))
 			usleep(100);
-		if (R->release && R->t_close[0] < c1 && c0 < R->t_close[1])
+		/* The two sides overlapped: a close() or ioctl ran during ours. */
+		if (R->release ? R->t_close[0] < c1 && c0 < R->t_close[1] :
+		    (R->t_io[0][0] < c1 && c0 < R->t_io[0][1]) ||
+		    (R->t_io[1][0] < c1 && c0 < R->t_io[1][1]))
 			R->overlaps++;
 		if (!R->release)
 			close(ctr);
