@@ -227,11 +227,7 @@ int main(int argc, char **argv)
 	char *log;
 	pid_t pid;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(NTESTS);
-	ours = mode_is_ours();
-	if (!ours)
-		printf("# expect-splat: kasan\n");
+	ours = kr_start(NTESTS, "kasan");
 	R = mmap(NULL, sizeof(*R), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (R == MAP_FAILED)
 		bail("mmap");
@@ -250,10 +246,8 @@ int main(int argc, char **argv)
 	if (!kr_armed())
 		bail("the kernel reported before the test (KASAN reports once a boot)");
 	mount_debugfs();
-	if (!module_loaded("vfio_iommu_type1") && modprobe_q(0, "vfio_iommu_type1"))
-		bail("modprobe vfio_iommu_type1");
-	if (!module_loaded("vfio_test_mdev") && modprobe_q(0, "vfio_test_mdev"))
-		bail("modprobe vfio_test_mdev");
+	need_module("vfio_iommu_type1");
+	need_module("vfio_test_mdev");
 	check_flavour();
 	if (mdev_create(MDEV_UUID) || (group = mdev_group(MDEV_UUID)) < 0)
 		bail("create mdev %s with an IOMMU group", MDEV_UUID);

@@ -69,25 +69,13 @@ static inline int kr_classify(const char *msg)
  */
 static inline char *kr_read(int fd)
 {
-	size_t len = 0, cap = 1 << 16;
-	char *log = malloc(cap), rec[8192], *msg, *nl;
-	ssize_t n;
+	size_t n, len = 0, cap = 1 << 16;
+	char *log = malloc(cap), rec[8192], *msg;
 
 	if (!log)
 		return NULL;
 	log[0] = '\0';
-	while (fd >= 0) {
-		n = read(fd, rec, sizeof(rec) - 1);
-		if (n < 0 && errno == EPIPE)
-			continue;	/* overwritten records: go on */
-		if (n <= 0)
-			break;
-		rec[n] = '\0';
-		msg = strchr(rec, ';');
-		msg = msg ? msg + 1 : rec;
-		nl = strchr(msg, '\n');
-		if (nl)
-			*nl = '\0';
+	while ((msg = kmsg_next(fd, rec, sizeof(rec)))) {
 		/* /dev/kmsg escapes a record's own newlines as \x0a */
 		for (char *e; (e = strstr(msg, "\\x0a"));) {
 			*e = '\n';
@@ -107,6 +95,23 @@ static inline char *kr_read(int fd)
 		log[len] = '\0';
 	}
 	return log;
+}
+
+/*
+ * A test of the debug lane starts: line-buffered TAP, its plan, and on
+ * stock the class of report it must provoke declared to the harness
+ * ("# expect-splat: CLASS", see tests/vm/run.sh). Returns 1 for ours.
+ */
+static inline int kr_start(int ntests, const char *stock_class)
+{
+	int ours;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	tap_plan(ntests);
+	ours = mode_is_ours();
+	if (!ours)
+		printf("# expect-splat: %s\n", stock_class);
+	return ours;
 }
 
 /* The first line of the n-th report of class c in log (n from 0), or NULL. */

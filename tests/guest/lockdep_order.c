@@ -34,18 +34,6 @@
 #define MDEV_UUID	"5a1d0ec7-0000-4000-8000-00000000c1c1"
 #define NTESTS		7
 
-static void load(const char *name)
-{
-	if (!module_loaded(name) && modprobe_q(0, name))
-		bail("modprobe %s", name);
-}
-
-static void set_knob(const char *knob, long val)
-{
-	if (vtm_set(knob, val))
-		bail("cannot set %s/%s", VTM_PARAMS, knob);
-}
-
 int main(void)
 {
 	struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
@@ -59,27 +47,23 @@ int main(void)
 	char *log;
 	bool ours;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	tap_plan(NTESTS);
-	ours = mode_is_ours();
-	if (!ours)
-		printf("# expect-splat: lockdep\n");
+	ours = kr_start(NTESTS, "lockdep");
 	kfd = kmsg_open();
 
 	/* 1: setup */
 	if (!kr_armed())
 		bail("lockdep is off or the kernel reported before the test (not the debug kernel, or a report while booting)");
 	mount_debugfs();
-	load("vfio_iommu_type1");
-	load("vfio_test_mdev");
+	need_module("vfio_iommu_type1");
+	need_module("vfio_test_mdev");
 	check_flavour();
 	if (!module_loaded("kvm_amd") && !module_loaded("kvm_intel") &&
 	    modprobe_q(0, "kvm_amd") && modprobe_q(0, "kvm_intel"))
 		bail("neither kvm_amd nor kvm_intel loads");
-	set_knob("delay_ms", 0);
-	set_knob("hold_ms", 0);
-	set_knob("fail_open", 0);
-	set_knob("lock_kvm", 1);
+	vtm_knob("delay_ms", 0);
+	vtm_knob("hold_ms", 0);
+	vtm_knob("fail_open", 0);
+	vtm_knob("lock_kvm", 1);
 	if (mdev_create(MDEV_UUID) || (group = mdev_group(MDEV_UUID)) < 0)
 		bail("create mdev %s with an IOMMU group", MDEV_UUID);
 	if (group_attach(group, &container, &group_fd, &what))
