@@ -22,7 +22,8 @@
 #                   included: GUEST_ROOT for tests/vm/run.sh
 #   env             shell assignments (sourceable): KDIR KVER ABI
 #                   GUEST_ROOT GUEST_KERNEL REF_SYMVERS VERSION BUILD_SECONDS
-#   build.log       the compiler output; build-seconds: the build's time
+#   build.log       the compiler output; build-seconds: the build's time,
+#                   when it was a fresh one (not resumed)
 # KVER is VERSION's upstream release with "-debug-amd64" (6.1.192-debug-amd64),
 # ABI the label tests/vm/run.sh --abi takes for it (6.1.192-debug). Idempotent
 # and safe to run concurrently (a lock; .done marks a finished build).
@@ -48,17 +49,22 @@ out=$VFIO_CORE_CACHE/debug-kernel/$ver-$key
 label=${ver%-*}-debug
 kv=$(kver amd64 "$label")
 
-if [ -f "$out/.done" ]; then
+# cached: says how long the cached build took, if it was a fresh one.
+cached() {
+	if [ -f "$out/build-seconds" ]; then
+		log "cached: $out (a fresh build, $(cat "$out/build-seconds")s)"
+	else
+		log "cached: $out (its build was resumed after an interruption: no fresh build time)"
+	fi
 	echo "$out"
 	exit 0
-fi
+}
+
+[ -f "$out/.done" ] && cached
 mkdir -p "$out"
 exec 9>"$out/.lock"
 flock 9
-if [ -f "$out/.done" ]; then
-	echo "$out"
-	exit 0
-fi
+[ -f "$out/.done" ] && cached
 src=$("$here/source.sh" --full "$ver")
 build=$out/build
 # A build of this key that was interrupted goes on where it stopped (kbuild
