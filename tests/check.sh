@@ -9,11 +9,14 @@
 # 2. Guest suites, one per lane: a kernel and the tests.list entries whose
 #    ARCHES name the lane. amd64: Debian's current amd64 kernel. s390x: the
 #    s390x test system (tests/vm/s390x-stack.sh: a stock s390x kernel plus
-#    the vfio stack built from Debian's source). Each lane first builds our
-#    vfio.ko against its kernel (and abi-checks it where the lane has a
-#    reference), the test modules (tests/kmod) and the guest programs; then
-#    every test boots in QEMU (tests/vm/run.sh) once per mode: stock, ours,
-#    swap (both, booting on stock: the live-swap test).
+#    the vfio stack built from Debian's source). debug: the amd64 guests
+#    on a kernel with lockdep, KASAN, UBSAN and kmemleak built from Debian's
+#    source (tests/vm/debug-kernel.sh), its own vfio.ko the lane's stock.
+#    Each lane first builds our vfio.ko against its kernel (and abi-checks
+#    it where the lane has a reference), the test modules (tests/kmod) and
+#    the guest programs; then every test boots in QEMU (tests/vm/run.sh)
+#    once per mode: stock, ours, swap (both, booting on stock: the
+#    live-swap test).
 # 3. The harness's self-tests (tests.list: selftest): each must end as it
 #    declares (e.g. FAIL for "no TAP plan"), else the harness is broken.
 #
@@ -26,7 +29,7 @@
 # Ends with "N passed, N failed, N skipped (...)"; exits 1 on any failure.
 #
 # Knobs (environment):
-#   ARCH=amd64|s390x|all   lanes to run (default all)
+#   ARCH=amd64|s390x|debug|all   lanes to run (default all)
 #   TESTS="a b"            only these guest tests (named tests may be
 #                          "manual" ones, e.g. selftest_wedge); host
 #                          checks are then skipped unless HOST_CHECKS=1
@@ -45,6 +48,8 @@
 #   BOOT_TIMEOUT=S         host-side boot allowance per guest (default 180)
 #   END_GRACE=S            how long a guest may run on after its last test
 #                          (default 60; run.sh)
+#   DEBUG_FACTOR=N         the debug lane's timeouts: tests.list's times N
+#                          (default 3: lockdep and KASAN under TCG are slow)
 #   S390X=1|auto           s390x: build (or reuse from the cache) the test
 #                          system (1, default), or only use one already
 #                          built (auto); S390X_ABI picks its ABI
@@ -61,7 +66,7 @@ cd "$repo_dir"
 "$here/deps.sh"
 
 lanes=${ARCH:-all}
-[ "$lanes" = all ] && lanes="amd64 s390x"
+[ "$lanes" = all ] && lanes="amd64 s390x debug"
 # ARCH means something else to kbuild; "make check ARCH=..." also puts it in
 # MAKEFLAGS, which the kernel builds below would inherit.
 unset ARCH MAKEFLAGS MAKEOVERRIDES MFLAGS
@@ -343,6 +348,18 @@ s390x_env() {
 
 lane amd64 amd64 amd64_env
 lane s390x s390x s390x_env
+
+# debug_env: the debug lane's kernel, Debian's linux-source-6.1 of the
+# amd64 ABI under test built with lockdep, KASAN, UBSAN, kmemleak and
+# friends (tests/vm/debug-kernel.sh; cached, keyed by the source version
+# and the config); the vfio modules built with it are the lane's stock.
+# Its tests run DEBUG_FACTOR (default 3) times tests.list's timeouts.
+debug_env() {
+	local d
+	d=$("$harness_dir/debug-kernel.sh" "$abi") || return 1
+	stack_env "$d"
+}
+lane debug amd64 debug_env "${DEBUG_FACTOR:-3}"
 
 # lane_ours_ko LANE: a vfio.ko given for the lane instead of building one.
 lane_ours_ko() {

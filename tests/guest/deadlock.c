@@ -93,18 +93,6 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-static void load(const char *name)
-{
-	if (!module_loaded(name) && modprobe_q(0, name))
-		bail("modprobe %s", name);
-}
-
-static void set_knob(const char *knob, long val)
-{
-	if (vtm_set(knob, val))
-		bail("cannot set %s/%s", VTM_PARAMS, knob);
-}
-
 static void worker_fail(const char *what)
 {
 	snprintf(sh->err, sizeof(sh->err), "%s: %s", what, strerror(errno));
@@ -399,15 +387,15 @@ int main(void)
 	if (write_file("/proc/sys/kernel/hung_task_timeout_secs", v))
 		bail("cannot set hung_task_timeout_secs");
 	mount_debugfs();
-	load("vfio_iommu_type1");
-	load("vfio_test_mdev");
+	need_module("vfio_iommu_type1");
+	need_module("vfio_test_mdev");
 	if (!module_loaded("kvm_amd") && !module_loaded("kvm_intel") &&
 	    modprobe_q(0, "kvm_amd") && modprobe_q(0, "kvm_intel"))
 		bail("neither kvm_amd nor kvm_intel loads");
-	set_knob("delay_ms", delay_ms);
-	set_knob("hold_ms", hold_ms);
-	set_knob("fail_open", 0);
-	set_knob("lock_kvm", 1);
+	vtm_knob("delay_ms", delay_ms);
+	vtm_knob("hold_ms", hold_ms);
+	vtm_knob("fail_open", 0);
+	vtm_knob("lock_kvm", 1);
 	if (mdev_create(MDEV_UUID) || (group = mdev_group(MDEV_UUID)) < 0)
 		bail("create mdev %s with an IOMMU group", MDEV_UUID);
 	if (hung_task_report(0))

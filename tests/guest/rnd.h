@@ -99,30 +99,43 @@ static inline int kmsg_bad(const char *msg)
 }
 
 /*
+ * The next record logged since kmsg_open(): its message (in rec, of size
+ * size, cut at its first newline), or NULL when there is none yet.
+ */
+static inline char *kmsg_next(int fd, char *rec, size_t size)
+{
+	char *msg, *nl;
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	do
+		n = read(fd, rec, size - 1);
+	while (n < 0 && errno == EPIPE);	/* overwritten records: go on */
+	if (n <= 0)
+		return NULL;
+	rec[n] = '\0';
+	msg = strchr(rec, ';');
+	msg = msg ? msg + 1 : rec;
+	nl = strchr(msg, '\n');
+	if (nl)
+		*nl = '\0';
+	return msg;
+}
+
+/*
  * Reads the records logged since kmsg_open() and prints up to max_diag of
  * the bad ones (and, with verbose, every record) as diagnostics; returns
  * how many were bad.
  */
 static inline int kmsg_scan(int fd, int max_diag, int verbose)
 {
-	char rec[8192], *msg, *nl;
+	char rec[8192], *msg;
 	int bad = 0;
-	ssize_t n;
 
 	if (fd < 0)
 		return -1;
-	for (;;) {
-		n = read(fd, rec, sizeof(rec) - 1);
-		if (n < 0 && errno == EPIPE)
-			continue;	/* overwritten records: go on */
-		if (n <= 0)
-			break;
-		rec[n] = '\0';
-		msg = strchr(rec, ';');
-		msg = msg ? msg + 1 : rec;
-		nl = strchr(msg, '\n');
-		if (nl)
-			*nl = '\0';
+	while ((msg = kmsg_next(fd, rec, sizeof(rec)))) {
 		if (kmsg_bad(msg)) {
 			if (bad++ < max_diag)
 				diag("dmesg: %s", msg);
@@ -188,6 +201,20 @@ static inline int vtm_set(const char *knob, long val)
 	snprintf(path, sizeof(path), "%s/%s", VTM_PARAMS, knob);
 	snprintf(v, sizeof(v), "%ld", val);
 	return write_file(path, v);
+}
+
+/* Loads a module unless it is loaded; bails out if it does not load. */
+static inline void need_module(const char *name)
+{
+	if (!module_loaded(name) && modprobe_q(0, name))
+		bail("modprobe %s", name);
+}
+
+/* Sets a knob of the test driver; bails out if it cannot. */
+static inline void vtm_knob(const char *knob, long val)
+{
+	if (vtm_set(knob, val))
+		bail("cannot set %s/%s", VTM_PARAMS, knob);
 }
 
 /* The number after "key " in a file of "key value" lines, -1 if none. */

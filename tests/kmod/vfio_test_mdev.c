@@ -34,8 +34,9 @@
  * for kvm->lock, got it and left, in a ring of the last VTM_RING, which
  * /sys/kernel/debug/vfio_test_mdev/kvm_lock lists, oldest first, as
  * "ENTER WANT GOT EXIT" lines of nanoseconds (writing to it empties it);
- * WANT < GOT by more than a trylock means someone else held kvm->lock
- * (counted as kvm_lock_contended).  The deadlock test matches those spans
+ * WANT < GOT by more than an uncontended mutex_lock() means someone else
+ * held kvm->lock (kvm_lock_contended counts the times it was seen held on
+ * entry).  The deadlock test matches those spans
  * against the releases of KVM VFIO devices it made, to show that the two
  * paths really met around kvm->lock.
  *
@@ -189,7 +190,7 @@ static unsigned int vtm_touch_kvm(struct kvm *kvm)
 	unsigned int delay = READ_ONCE(delay_ms);
 	unsigned int hold = READ_ONCE(hold_ms);
 	struct vtm_span span = { .enter = ktime_get_ns() };
-	bool contended = false;
+	bool contended;
 	unsigned int users;
 
 	if (delay)
@@ -199,10 +200,13 @@ static unsigned int vtm_touch_kvm(struct kvm *kvm)
 		return 0;
 
 	span.want = ktime_get_ns();
-	if (!mutex_trylock(&kvm->lock)) {
-		contended = true;
-		mutex_lock(&kvm->lock);
-	}
+	/*
+	 * mutex_lock() as vfio-ap does, never a trylock first: lockdep records
+	 * no dependency for a lock taken by a trylock, so it would not see the
+	 * group_lock -> kvm->lock order. The contention count is a hint only.
+	 */
+	contended = mutex_is_locked(&kvm->lock);
+	mutex_lock(&kvm->lock);
 	span.got = ktime_get_ns();
 	users = refcount_read(&kvm->users_count);
 	if (hold)
