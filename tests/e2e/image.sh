@@ -131,9 +131,7 @@ echo MODULES=dep >"$r/etc/initramfs-tools/conf.d/vfio-core-e2e.conf"
 HOOK
 } >"$tmp/customize.sh"
 
-# E2E_WRAP: a command to run mmdebstrap under (tests/e2e/run.sh).
-read -r -a wrap <<<"${E2E_WRAP:-}"
-${wrap[@]+"${wrap[@]}"} mmdebstrap --variant=apt --mode=root \
+mmdebstrap --variant=apt --mode=root \
 	--include="systemd,systemd-sysv,udev,kmod,initramfs-tools,zstd,dkms,build-essential,openssl,jq,procps,psmisc,pciutils,e2fsprogs,${pins[0]},${pins[1]},${pins[5]}" \
 	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
 	--skip=cleanup/apt/lists \

@@ -37,8 +37,8 @@
 # guest's command logs.  Environment: E2E_BOOT_TIMEOUT, seconds per boot
 # (default 600); E2E_PARALLEL=0 boots one guest at a time (default: two
 # where two phases can run side by side; each guest has 2 vCPUs, 1 GiB);
-# E2E_WRAP, a command that each QEMU and the image build's mmdebstrap run
-# under (e.g. a CPU slot allocator).
+# E2E_WRAP, a command that each QEMU runs under (e.g. a CPU slot
+# allocator; the boot's time counts from QEMU's start).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/vm/harness.sh
