@@ -136,11 +136,14 @@ boot() {
 	fi
 	truncate -s 0 "$work/$ph.export"
 	truncate -s 256M "$work/$ph.export"
+	# The disks in this order: vda the root, vdb the payload, vdc the export.
 	cmdline="root=/dev/vda rw console=ttyS0 intel_iommu=on no_timer_check panic=-1 vfio_core_e2e=$ph $extra"
 	local qemu=(qemu-system-x86_64 -accel tcg -cpu max -M q35 -m 1G -smp 2
 		-device "intel-iommu,intremap=on" -device edu
-		-drive "file=$work/$disk.qcow2,format=qcow2,if=virtio,cache=unsafe"
-		-drive "file=$work/payload.img,format=raw,if=virtio,readonly=on"
+		-drive "file=$work/$disk.qcow2,format=qcow2,if=none,id=root,cache=unsafe"
+		-device "virtio-blk-pci,drive=root"
+		-drive "file=$work/payload.img,format=raw,if=none,id=payload,readonly=on"
+		-device "virtio-blk-pci,drive=payload"
 		-drive "file=$work/$ph.export,format=raw,if=none,id=export,cache=unsafe"
 		-device "virtio-blk-pci,drive=export,serial=e2eexport"
 		-serial "file:$b/console.log" -serial "file:$b/guest.log"
