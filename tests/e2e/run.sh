@@ -202,8 +202,14 @@ side() {
 # test takes: it starts first (with E2E_WRAP, it queues first).
 main_lane() {
 	if lane "install $P image a"; then
-		side "order-b $P install b"
-		lane "order-a $P install c" "current $C order-a same" "purged $C current same" || true
+		if [ "$parallel" = 1 ]; then
+			lane "order-a $P install c" "current $C order-a same" "purged $C current same" &
+			sleep 1
+			side "order-b $P install b"
+		else
+			lane "order-a $P install c" "current $C order-a same" "purged $C current same" || true
+			side "order-b $P install b"
+		fi
 	fi
 	wait
 }
