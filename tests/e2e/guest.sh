@@ -14,7 +14,8 @@
 #   order-a   (previous ABI, after install): step 2, ours from the
 #             initramfs; step 3, the current ABI configured headers first
 #   order-b   (previous ABI, after install, at the same time as order-a):
-#             step 3, the current ABI configured image first
+#             step 3, the current ABI configured image first (the headers
+#             unpacked, as apt leaves them)
 #   current   (current ABI, after order-a): step 4, ours, the device opens;
 #             step 5 begins: apt purge
 #   purged    (current ABI, after current): step 5, stock after the reboot
@@ -276,18 +277,22 @@ order-a)
 	;;
 order-b)
 	step 3 "(order B)"
-	# The image first (no headers yet: its initramfs gets the stock
-	# vfio), then the headers: the header hook builds ours and refreshes
-	# the initramfs.
+	# The image configured first.  As apt leaves them, the headers are
+	# unpacked (not configured): their files, /lib/modules/$CUR/build
+	# included, are there, so the image's hook builds ours before
+	# initramfs-tools runs, and the new initramfs carries ours at once.
 	run configure-image dpkg --configure "linux-image-$CUR"
 	check "image first: dpkg --configure of the image exits 0" rc_is 0
-	check "... the hook waits for the headers" has "no headers for $CUR yet"
-	check "... so its initramfs carries the stock vfio for now" initrd_carries "$CUR" kernel/drivers/vfio/vfio.ko
+	check "... the image's hook built and installed ours for $CUR (the headers' files are unpacked)" \
+		has "installed for $CUR"
+	check "... and left the initramfs to initramfs-tools, which ran next" \
+		has "left to the kernel's own hook"
+	check "... the new initramfs carries ours" initrd_carries "$CUR" updates/dkms/vfio.ko
 	run configure-headers dpkg --configure "linux-headers-${CUR%-amd64}-common" "linux-headers-$CUR"
 	check "... then the headers: dpkg --configure exits 0" rc_is 0
-	check "... ours is installed for $CUR" dkms_is "$CUR" installed
+	check "... ours stays installed for $CUR" dkms_is "$CUR" installed
 	check "... the drift and ABI guards passed for $CUR" guards_passed "$CUR"
-	check "... the hook refreshed the initramfs, which now carries ours" initrd_carries "$CUR" updates/dkms/vfio.ko
+	check "... the initramfs still carries ours" initrd_carries "$CUR" updates/dkms/vfio.ko
 	finish "$CUR"
 	;;
 current)
