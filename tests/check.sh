@@ -31,8 +31,9 @@
 # Knobs (environment):
 #   ARCH=amd64|s390x|debug|all   lanes to run (default all)
 #   TESTS="a b"            only these guest tests (named tests may be
-#                          "manual" ones, e.g. selftest_wedge); host
-#                          checks are then skipped unless HOST_CHECKS=1
+#                          "manual" ones, e.g. selftest_wedge; "e2e" is
+#                          the end-to-end test); host checks are then
+#                          skipped unless HOST_CHECKS=1
 #   MODES="stock ours swap" vfio.ko flavours to test (swap: both, booting
 #                          on the stock one; the live-swap test)
 #   JOBS=N                 jobs at once (default 2; a TCG guest keeps about
@@ -793,7 +794,18 @@ host_own_code() {
 	fi
 }
 
+# host_e2e: the end-to-end test on a real Debian 12 system
+# (tests/e2e/run.sh), its TAP judged as a host test's; logs in $logdir/e2e.
+host_e2e() {
+	E2E_LOGDIR=$logdir/e2e host_tap_test tests/e2e/run.sh
+}
+
 # ------------------------------------------------------------------- queue
+# The end-to-end test, with the host checks or TESTS=e2e: queued first, as
+# the longest job (about one core, two while its side phases run).
+if [ "$host_checks" = 1 ] || [[ " $tests_filter " == *" e2e "* ]]; then
+	job "tests/e2e/run.sh" host_e2e
+fi
 for lane in $lanes; do
 	[ -n "${lane_qarch[$lane]:-}" ] || die "unknown ARCH (lane) '$lane' (${!lane_qarch[*]})"
 	queue_lane "$lane"
