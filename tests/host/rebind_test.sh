@@ -348,7 +348,10 @@ bg_start() {
 	local name=$1
 	shift
 	set -m
-	"$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+	# The signals the cases send are delivered as on a terminal, even when
+	# this test runs with them ignored (nohup, a CI runner): a shell cannot
+	# trap a signal ignored at its start.
+	env --default-signal=HUP,INT,QUIT,TERM "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
 	BG=$!
 	set +m
 	BG_PIDS+=("$BG")
