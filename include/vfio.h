@@ -40,6 +40,11 @@ enum vfio_group_type {
 	VFIO_NO_IOMMU,
 };
 
+/*
+ * One per iommu_group with devices bound to vfio drivers; see group.c for
+ * what guards which member.  Exactly the distro layout: no member is added,
+ * hidden or not (the locks vfio-core adds are module globals).
+ */
 struct vfio_group {
 	struct device			dev;
 	struct cdev			cdev;
@@ -57,24 +62,11 @@ struct vfio_group {
 	struct list_head		vfio_next;
 	struct list_head		container_next;
 	enum vfio_group_type		type;
-	/* container, container_users, opened_file; see group.c */
+	/* container, container_users, opened_file: see group.c */
 	struct mutex			group_lock;
 	struct kvm			*kvm;
 	struct file			*opened_file;
 	struct blocking_notifier_head	notifier;
-#ifndef __GENKSYMS__
-	/*
-	 * Guards @kvm only.  vfio_file_set_kvm() is called by KVM with
-	 * kvm->lock held, and drivers take kvm->lock in open_device() under
-	 * group_lock, so @kvm must not be guarded by group_lock.
-	 *
-	 * Hidden from genksyms: struct vfio_device points to this struct, so
-	 * a visible new member would change the CRC of most exports.  This
-	 * is binary safe because only vfio.ko allocates or dereferences a
-	 * vfio_group; no other module may rely on its size or layout.
-	 */
-	spinlock_t			kvm_ref_lock;
-#endif
 };
 
 /* events for the backend driver notify callback */
@@ -83,7 +75,23 @@ enum vfio_iommu_notify_type {
 };
 
 /**
- * struct vfio_iommu_driver_ops - VFIO IOMMU driver callbacks
+ * struct vfio_iommu_driver_ops - The callbacks of an IOMMU backend
+ * @name: the backend's name
+ * @owner: its module, held by every container that uses the backend
+ * @open: make an instance for the IOMMU model in @arg (VFIO_SET_IOMMU)
+ * @release: free an instance, once its container's last group has left
+ * @ioctl: VFIO_CHECK_EXTENSION, also without an instance (NULL), and every
+ *	   ioctl the container passes through
+ * @attach_group: add an iommu_group to an instance
+ * @detach_group: take it out again
+ * @pin_pages: vfio_pin_pages()
+ * @unpin_pages: vfio_unpin_pages()
+ * @register_device: a device of an attached group opens for the first time
+ * @unregister_device: that device's last close; both or neither are set
+ * @dma_rw: vfio_dma_rw()
+ * @group_iommu_domain: the iommu_domain of an attached group (the 6.1 core
+ *			does not call it)
+ * @notify: an event, such as the close of the container file
  *
  * Filled in by the IOMMU backends (vfio_iommu_type1); the layout is part of
  * the ABI between vfio.ko and those modules.
@@ -119,36 +127,34 @@ struct vfio_iommu_driver_ops {
 				  enum vfio_iommu_notify_type event);
 };
 
+/* A registered backend, on the list of container.c */
 struct vfio_iommu_driver {
 	const struct vfio_iommu_driver_ops	*ops;
 	struct list_head			vfio_next;
 };
 
-/* container.c */
+/* container.c: containers, IOMMU backends, and a group's place in both */
 int vfio_register_iommu_driver(const struct vfio_iommu_driver_ops *ops);
 void vfio_unregister_iommu_driver(const struct vfio_iommu_driver_ops *ops);
+int __init vfio_container_init(void);
+void vfio_container_cleanup(void);
 struct vfio_container *vfio_container_from_file(struct file *filep);
-int vfio_device_assign_container(struct vfio_device *device);
-void vfio_device_unassign_container(struct vfio_device *device);
 int vfio_container_attach_group(struct vfio_container *container,
 				struct vfio_group *group);
 void vfio_group_detach_container(struct vfio_group *group);
+int vfio_group_use_container(struct vfio_group *group);
+void vfio_group_unuse_container(struct vfio_group *group);
 void vfio_device_container_register(struct vfio_device *device);
 void vfio_device_container_unregister(struct vfio_device *device);
-long vfio_container_ioctl_check_extension(struct vfio_container *container,
-					  unsigned long arg);
-int __init vfio_container_init(void);
-void vfio_container_cleanup(void);
+bool vfio_group_enforced_coherent(struct vfio_group *group);
 
 /* vfio_main.c */
 bool vfio_assert_device_open(struct vfio_device *device);
 bool vfio_device_try_get_registration(struct vfio_device *device);
 void vfio_device_put_registration(struct vfio_device *device);
 struct file *vfio_device_alloc_file(struct vfio_device *device);
-void vfio_device_get_kvm_safe(struct vfio_device *device, struct kvm *kvm);
-void vfio_device_put_kvm(struct vfio_device *device);
 
-/* group.c */
+/* group.c: groups, the group file and opening a device through it */
 int vfio_device_set_group(struct vfio_device *device,
 			  enum vfio_group_type type);
 void vfio_device_remove_group(struct vfio_device *device);
@@ -157,6 +163,26 @@ void vfio_device_group_unregister(struct vfio_device *device);
 void vfio_device_group_close(struct vfio_device *device);
 int __init vfio_group_init(void);
 void vfio_group_cleanup(void);
+
+/* kvm.c: the VM a group is linked to, and the reference a device holds */
+#ifdef CONFIG_HAVE_KVM
+void vfio_group_set_kvm(struct vfio_group *group, struct kvm *kvm);
+void vfio_device_ref_kvm(struct vfio_device *device);
+void vfio_device_unref_kvm(struct vfio_device *device);
+#else
+static inline void vfio_group_set_kvm(struct vfio_group *group,
+				      struct kvm *kvm)
+{
+}
+
+static inline void vfio_device_ref_kvm(struct vfio_device *device)
+{
+}
+
+static inline void vfio_device_unref_kvm(struct vfio_device *device)
+{
+}
+#endif
 
 #ifdef CONFIG_VFIO_NOIOMMU
 extern bool vfio_noiommu __read_mostly;

@@ -2,46 +2,61 @@
 /*
  * vfio-core: VFIO groups, /dev/vfio/$GROUP
  *
- * A vfio_group stands for one iommu_group whose devices are bound to vfio
- * drivers.  This file owns everything about it: creating and finding groups,
- * the group character devices, the group file and its ioctls, the part of
- * opening a device that needs the group (container, KVM), and the vfio_file_*
- * helpers that KVM calls on a group file.
+ * A vfio_group stands for an iommu_group whose devices are bound to vfio
+ * drivers.  This file owns everything about it: finding and creating groups
+ * as devices register, the group character devices, the group file and its
+ * ioctls, opening a device through its group (container, KVM) and the
+ * vfio_file_*() helpers KVM calls on a group file.  Containers live in
+ * container.c, the VM references in kvm.c, devices in vfio_main.c.
  *
  * Based on drivers/vfio/vfio_main.c of Linux 6.1,
  * Copyright (C) 2012 Red Hat, Inc.  All rights reserved.
  *     Author: Alex Williamson <alex.williamson@redhat.com>
  *
- * Lock order of vfio.ko, outermost first:
+ * Lock order of vfio.ko, and of the KVM locks around it.  Each lock is
+ * taken only while holding none of the locks listed below it; any lock may
+ * be taken without those above it:
  *
- *   vfio.group_lock (this file: the list of all groups)
- *     group->group_lock
+ *   device->dev_set->lock          the open_count of a set's devices
+ *   vfio.group_lock                this file: the list of groups
+ *   group->device_lock             a group's device list; the driver's
+ *                                  match() runs under it
+ *   group->group_lock              container, container_users, opened_file;
+ *                                  held around the driver's open_device() and
+ *                                  close_device()
+ *   kvm->lock                      taken by drivers in open/close_device()
+ *                                  (vfio_ap, s390 zPCI), held by KVM around
+ *                                  kvm_vfio_release()
+ *   kv->lock                       KVM: a KVM VFIO device's group list
+ *   container->group_lock          container.c (rwsem): a container's groups
+ *                                  and backend
+ *   vfio.iommu_drivers_lock        container.c: the registered backends
+ *   backend and driver locks       e.g. type1's iommu->lock, what the
+ *                                  drivers' dma_unmap() takes under UNMAP_DMA
+ *                                  and their match() under device_lock
  *
- *   device->dev_set->lock (open_count of the devices of a set)
- *     group->group_lock (container, container_users, opened_file; held
- *                        across the driver's open_device()/close_device()
- *                        and the container register/unregister)
- *       driver locks, e.g. kvm->lock taken by vfio_ap's open_device()
- *       container->group_lock, then the container.c iommu driver list lock
- *     group->kvm_ref_lock
+ *   vfio.container_ref_lock        container.c: group->container for readers
+ *                                  without group_lock
+ *   vfio_kvm.lock                  kvm.c: every group->kvm, KVM's functions
+ *                                  and their users
  *
- *   group->device_lock (the device list of a group; the driver's match()
- *                       runs under it, no other vfio lock is taken inside)
+ * The two spinlocks are innermost: taken under any of the above, with
+ * nothing taken under them.
  *
- *   kvm->lock (KVM calls vfio_file_set_kvm() with it held)
- *     group->kvm_ref_lock
+ * KVM holds its own locks when it calls the vfio_file_*() helpers:
+ * vfio_file_set_kvm() under kv->lock (KVM_DEV_VFIO_GROUP_ADD/DEL) or
+ * kvm->lock (kvm_vfio_release()), vfio_file_enforced_coherent() under kv->lock
+ * (kvm_vfio_update_coherency(), itself under kvm->lock on release).  So
+ * those helpers take only locks listed below kv->lock: never
+ * group->group_lock, which drivers hold when they take kvm->lock.  Stock 6.1
+ * took group_lock in both: the first is the kvm->lock <-> group_lock deadlock
+ * vfio-core exists to fix, the second a kv->lock -> group_lock -> kvm->lock
+ * cycle that lockdep reports.  vfio_file_iommu_group() still takes
+ * group_lock, as upstream does; it is built only with SPAPR_TCE_IOMMU
+ * (ppc64), where no driver takes kvm->lock.
  *
- * group->kvm_ref_lock is a spinlock and innermost: it only guards group->kvm,
- * and nothing is taken under it but the references of
- * vfio_device_get_kvm_safe() (module and KVM refcounts, no locks).  Because
- * vfio_file_set_kvm() takes nothing else, kvm->lock never nests outside
- * group_lock, which is what stock 6.1 deadlocked on (vfio_ap takes kvm->lock
- * in open_device() under group_lock, KVM called vfio_file_set_kvm() under
- * kvm->lock and that took group_lock).
- *
- * The last KVM reference of a device is dropped under dev_set->lock, outside
- * group_lock; if it is the VM's last one, KVM's teardown runs there and may
- * take kvm->lock and group->kvm_ref_lock (through vfio_file_set_kvm()).
+ * A device's VM reference is put under dev_set->lock alone; when it is the
+ * VM's last, KVM destroys the VM there (kvm.c).
  */
 
 /*
@@ -77,30 +92,115 @@
 #include "vfio.h"
 
 static struct vfio {
-	struct class		*class;		/* "vfio", /dev/vfio/$GROUP */
+	struct mutex		group_lock;	/* group_list */
 	struct list_head	group_list;
-	struct mutex		group_lock;	/* protects group_list */
-	struct ida		group_ida;	/* minors of the groups */
+	struct ida		group_ida;	/* minors of /dev/vfio/$GROUP */
 	dev_t			group_devt;
-} vfio;
+	struct class		*class;		/* "vfio" */
+} vfio = {
+	.group_lock = __MUTEX_INITIALIZER(vfio.group_lock),
+	.group_list = LIST_HEAD_INIT(vfio.group_list),
+	.group_ida = IDA_INIT(vfio.group_ida),
+};
 
 static const struct file_operations vfio_group_fops;
 
 /*
- * Group objects
+ * Groups
+ *
+ * A group lives on vfio.group_list from its creation by its first device
+ * until its last device leaves (group->drivers reaches 0, under
+ * vfio.group_lock).  Its memory lives on as long as its struct device: an
+ * open group file keeps the cdev, and with it the device.
  */
 
+static void vfio_group_release(struct device *dev)
+{
+	struct vfio_group *group = container_of(dev, struct vfio_group, dev);
+
+	/* The last device took the iommu_group reference with it */
+	WARN_ON(group->iommu_group);
+	mutex_destroy(&group->group_lock);
+	mutex_destroy(&group->device_lock);
+	ida_free(&vfio.group_ida, MINOR(group->dev.devt));
+	kfree(group);
+}
+
+/* From here on put_device(&group->dev) frees the group and its minor. */
+static void vfio_group_setup(struct vfio_group *group, int minor,
+			     enum vfio_group_type type)
+{
+	group->type = type;
+	refcount_set(&group->drivers, 1);
+	mutex_init(&group->group_lock);
+	mutex_init(&group->device_lock);
+	INIT_LIST_HEAD(&group->device_list);
+	BLOCKING_INIT_NOTIFIER_HEAD(&group->notifier);
+
+	device_initialize(&group->dev);
+	group->dev.class = vfio.class;
+	group->dev.devt = MKDEV(MAJOR(vfio.group_devt), minor);
+	group->dev.release = vfio_group_release;
+	cdev_init(&group->cdev, &vfio_group_fops);
+	group->cdev.owner = THIS_MODULE;
+}
+
 /*
- * Return the group of @iommu_group with a new drivers reference, or NULL.
- * Groups on the list always have drivers > 0 and a valid iommu_group: the
- * last drivers reference is dropped with vfio.group_lock held, which also
- * unlinks the group.
+ * Create the group of @iommu_group, with its /dev/vfio/ node, and one drivers
+ * reference for the caller.  Under vfio.group_lock from the caller's lookup
+ * on, so that two devices of one iommu_group cannot both create a group for
+ * it.
  */
-static struct vfio_group *
-vfio_group_find_from_iommu(struct iommu_group *iommu_group)
+static struct vfio_group *vfio_group_create(struct iommu_group *iommu_group,
+					    enum vfio_group_type type)
+{
+	struct vfio_group *group;
+	int minor, ret;
+
+	lockdep_assert_held(&vfio.group_lock);
+
+	group = kzalloc(sizeof(*group), GFP_KERNEL);
+	if (!group)
+		return ERR_PTR(-ENOMEM);
+
+	minor = ida_alloc_max(&vfio.group_ida, MINORMASK, GFP_KERNEL);
+	if (minor < 0) {
+		kfree(group);
+		return ERR_PTR(minor);
+	}
+	vfio_group_setup(group, minor, type);
+
+	ret = dev_set_name(&group->dev, "%s%d",
+			   type == VFIO_NO_IOMMU ? "noiommu-" : "",
+			   iommu_group_id(iommu_group));
+	if (ret)
+		goto err_put_group;
+
+	/* The group's own reference, put when its last device leaves */
+	iommu_group_ref_get(iommu_group);
+	group->iommu_group = iommu_group;
+
+	ret = cdev_device_add(&group->cdev, &group->dev);
+	if (ret)
+		goto err_put_iommu_group;
+
+	list_add(&group->vfio_next, &vfio.group_list);
+	return group;
+
+err_put_iommu_group:
+	group->iommu_group = NULL;
+	iommu_group_put(iommu_group);
+err_put_group:
+	put_device(&group->dev);
+	return ERR_PTR(ret);
+}
+
+/* The group of @iommu_group with a new drivers reference, or NULL. */
+static struct vfio_group *vfio_group_lookup(struct iommu_group *iommu_group)
 {
 	struct vfio_group *group;
 
+	/* A listed group has drivers > 0: refcount_inc() cannot revive one */
 	lockdep_assert_held(&vfio.group_lock);
 
 	list_for_each_entry(group, &vfio.group_list, vfio_next) {
@@ -112,104 +212,13 @@ vfio_group_find_from_iommu(struct iommu_group *iommu_group)
 	return NULL;
 }
 
-static void vfio_group_release(struct device *dev)
-{
-	struct vfio_group *group = container_of(dev, struct vfio_group, dev);
-
-	mutex_destroy(&group->device_lock);
-	mutex_destroy(&group->group_lock);
-	WARN_ON(group->iommu_group);
-	ida_free(&vfio.group_ida, MINOR(group->dev.devt));
-	kfree(group);
-}
-
 /*
- * Allocate a group holding a reference on @iommu_group and one drivers
- * reference for the caller.  Freed through put_device(&group->dev) once the
- * iommu_group reference is gone.
+ * A group of its own for a device that no IOMMU translates: an emulated
+ * (mediated) device, or in noiommu mode a device without an iommu_group.
+ * The iommu_group is made up because userspace finds groups through it.
  */
-static struct vfio_group *vfio_group_alloc(struct iommu_group *iommu_group,
-					   enum vfio_group_type type)
-{
-	struct vfio_group *group;
-	int minor;
-
-	group = kzalloc(sizeof(*group), GFP_KERNEL);
-	if (!group)
-		return ERR_PTR(-ENOMEM);
-
-	minor = ida_alloc_max(&vfio.group_ida, MINORMASK, GFP_KERNEL);
-	if (minor < 0) {
-		kfree(group);
-		return ERR_PTR(minor);
-	}
-
-	device_initialize(&group->dev);
-	group->dev.devt = MKDEV(MAJOR(vfio.group_devt), minor);
-	group->dev.class = vfio.class;
-	group->dev.release = vfio_group_release;
-	cdev_init(&group->cdev, &vfio_group_fops);
-	group->cdev.owner = THIS_MODULE;
-
-	refcount_set(&group->drivers, 1);
-	mutex_init(&group->group_lock);
-	spin_lock_init(&group->kvm_ref_lock);
-	INIT_LIST_HEAD(&group->device_list);
-	mutex_init(&group->device_lock);
-	BLOCKING_INIT_NOTIFIER_HEAD(&group->notifier);
-	group->type = type;
-
-	/* Dropped when the last driver leaves, in vfio_device_remove_group() */
-	iommu_group_ref_get(iommu_group);
-	group->iommu_group = iommu_group;
-
-	return group;
-}
-
-/*
- * Create the group of @iommu_group and its /dev/vfio/ node.  The caller holds
- * vfio.group_lock from its lookup on, so two devices of one iommu_group cannot
- * both create a group for it.
- */
-static struct vfio_group *vfio_create_group(struct iommu_group *iommu_group,
-					    enum vfio_group_type type)
-{
-	struct vfio_group *group;
-	int ret;
-
-	lockdep_assert_held(&vfio.group_lock);
-
-	group = vfio_group_alloc(iommu_group, type);
-	if (IS_ERR(group))
-		return group;
-
-	ret = dev_set_name(&group->dev, "%s%d",
-			   type == VFIO_NO_IOMMU ? "noiommu-" : "",
-			   iommu_group_id(iommu_group));
-	if (ret)
-		goto err_put;
-
-	ret = cdev_device_add(&group->cdev, &group->dev);
-	if (ret)
-		goto err_put;
-
-	list_add(&group->vfio_next, &vfio.group_list);
-	return group;
-
-err_put:
-	group->iommu_group = NULL;
-	iommu_group_put(iommu_group);
-	put_device(&group->dev);
-	return ERR_PTR(ret);
-}
-
-/*
- * A group for a device that has no iommu_group of its own: an emulated
- * (mediated) device, or a device without IOMMU in noiommu mode.  The
- * iommu_group exists only because userspace finds groups through it.
- */
-static struct vfio_group *vfio_noiommu_group_alloc(struct device *dev,
-						   enum vfio_group_type type)
+static struct vfio_group *vfio_group_create_private(struct device *dev,
+						    enum vfio_group_type type)
 {
 	struct iommu_group *iommu_group;
 	struct vfio_group *group;
@@ -228,14 +237,14 @@ static struct vfio_group *vfio_noiommu_group_alloc(struct device *dev,
 		goto err_put_iommu_group;
 
 	mutex_lock(&vfio.group_lock);
-	group = vfio_create_group(iommu_group, type);
+	group = vfio_group_create(iommu_group, type);
 	mutex_unlock(&vfio.group_lock);
 	if (IS_ERR(group)) {
 		ret = PTR_ERR(group);
 		goto err_remove_device;
 	}
 
-	/* The group holds its own reference now */
+	/* Ours goes: the group holds one of its own */
 	iommu_group_put(iommu_group);
 	return group;
 
@@ -246,145 +255,197 @@ err_put_iommu_group:
 	return ERR_PTR(ret);
 }
 
-static struct vfio_group *vfio_group_find_or_alloc(struct device *dev)
+/*
+ * No IOMMU translates @dev: refused, unless noiommu mode gives it a group,
+ * which taints the kernel since its user can DMA anywhere.
+ */
+static struct vfio_group *vfio_group_for_unprotected(struct device *dev)
+{
+	struct vfio_group *group;
+
+	if (!vfio_noiommu)
+		return ERR_PTR(-EINVAL);
+
+	group = vfio_group_create_private(dev, VFIO_NO_IOMMU);
+	if (IS_ERR(group))
+		return group;
+
+	add_taint(TAINT_USER, LOCKDEP_STILL_OK);
+	dev_warn(dev, "Adding kernel taint for vfio-noiommu group on device\n");
+	return group;
+}
+
+/* The group of the iommu_group of @dev, found or created. */
+static struct vfio_group *vfio_group_for_iommu(struct device *dev)
 {
 	struct iommu_group *iommu_group;
 	struct vfio_group *group;
 
 	iommu_group = iommu_group_get(dev);
-	if (!iommu_group && vfio_noiommu) {
-		/*
-		 * No iommu_group means no IOMMU translates this device: give
-		 * it a fake group, and taint, since its user can DMA anywhere.
-		 */
-		group = vfio_noiommu_group_alloc(dev, VFIO_NO_IOMMU);
-		if (!IS_ERR(group)) {
-			add_taint(TAINT_USER, LOCKDEP_STILL_OK);
-			dev_warn(dev, "Adding kernel taint for vfio-noiommu group on device\n");
-		}
-		return group;
-	}
-
 	if (!iommu_group)
-		return ERR_PTR(-EINVAL);
+		return vfio_group_for_unprotected(dev);
 
 	/*
-	 * vfio always maps with IOMMU_CACHE, userspace has no way to make
-	 * non-coherent DMA coherent again.  Only meaningful with a real
-	 * iommu_group, hence checked here.
+	 * vfio maps with IOMMU_CACHE, and a user has no way to make DMA
+	 * coherent again if the IOMMU cannot enforce it.
 	 */
-	if (!device_iommu_capable(dev, IOMMU_CAP_CACHE_COHERENCY)) {
-		iommu_group_put(iommu_group);
-		return ERR_PTR(-EINVAL);
+	if (device_iommu_capable(dev, IOMMU_CAP_CACHE_COHERENCY)) {
+		mutex_lock(&vfio.group_lock);
+		group = vfio_group_lookup(iommu_group);
+		if (!group)
+			group = vfio_group_create(iommu_group, VFIO_IOMMU);
+		mutex_unlock(&vfio.group_lock);
+	} else {
+		group = ERR_PTR(-EINVAL);
 	}
 
-	mutex_lock(&vfio.group_lock);
-	group = vfio_group_find_from_iommu(iommu_group);
-	if (!group)
-		group = vfio_create_group(iommu_group, VFIO_IOMMU);
-	mutex_unlock(&vfio.group_lock);
-
-	/* A vfio_group holds its own iommu_group reference */
 	iommu_group_put(iommu_group);
 	return group;
 }
 
-/* Return the registered device of @group for @dev, with a registration ref. */
-static struct vfio_device *vfio_group_get_device(struct vfio_group *group,
-						 struct device *dev)
+/*
+ * The devices of a group
+ */
+
+/* A match function for vfio_group_find_device(): the vfio_device of @dev */
+static int vfio_device_is_for(struct vfio_device *device, void *dev)
 {
-	struct vfio_device *device;
+	return device->dev == dev;
+}
+
+/*
+ * A match function for vfio_group_find_device(): the device that
+ * VFIO_GROUP_GET_DEVICE_FD names with @name, by the driver's match() or
+ * else by its device name.  match() may refuse the name (< 0).
+ */
+static int vfio_device_is_named(struct vfio_device *device, void *name)
+{
+	if (device->ops->match)
+		return device->ops->match(device, name);
+
+	return !strcmp(dev_name(device->dev), name);
+}
+
+/*
+ * The first device of @group that @match accepts (> 0) and that is still
+ * registered, with a registration reference.  A negative @match ends the
+ * search with that error; none found is -ENODEV.
+ */
+static struct vfio_device *
+vfio_group_find_device(struct vfio_group *group,
+		       int (*match)(struct vfio_device *device, void *key),
+		       void *key)
+{
+	struct vfio_device *device, *found = ERR_PTR(-ENODEV);
+	int ret;
 
 	mutex_lock(&group->device_lock);
 	list_for_each_entry(device, &group->device_list, group_next) {
-		if (device->dev == dev &&
-		    vfio_device_try_get_registration(device)) {
-			mutex_unlock(&group->device_lock);
-			return device;
+		ret = match(device, key);
+		if (ret < 0) {
+			found = ERR_PTR(ret);
+			break;
+		}
+		if (ret && vfio_device_try_get_registration(device)) {
+			found = device;
+			break;
 		}
 	}
 	mutex_unlock(&group->device_lock);
-	return NULL;
+
+	return found;
 }
 
 /**
- * vfio_device_set_group - Attach a device being registered to its group
+ * vfio_device_set_group - Put a registering device into its group
  * @device: the vfio_device being registered
- * @type: VFIO_IOMMU to use the iommu_group of the device (or, in noiommu
- *        mode, a fake one if it has none); VFIO_EMULATED_IOMMU for a new
- *        private group
+ * @type: VFIO_IOMMU for the group of the device's iommu_group (in noiommu
+ *	  mode, a made-up one if it has none); VFIO_EMULATED_IOMMU for a new
+ *	  group of its own
  *
- * Finds or creates the group and sets @device->group, which then holds one
- * drivers reference on it; vfio_device_remove_group() drops it.
+ * Finds or creates the group and sets device->group, which holds a drivers
+ * reference on it until vfio_device_remove_group().
  *
- * Return: 0, -EBUSY if the device is already registered in the group, or
- * another negative errno.
+ * Return: 0; -EBUSY if the device is registered in the group already
+ * (stock 6.1 oopses on a NULL group there); -EINVAL if no IOMMU translates
+ * the device or it cannot enforce cache coherency; another negative errno.
  */
 int vfio_device_set_group(struct vfio_device *device,
 			  enum vfio_group_type type)
 {
-	struct vfio_device *existing;
+	struct vfio_device *twin;
 	struct vfio_group *group;
 
 	if (type == VFIO_IOMMU)
-		group = vfio_group_find_or_alloc(device->dev);
+		group = vfio_group_for_iommu(device->dev);
 	else
-		group = vfio_noiommu_group_alloc(device->dev, type);
+		group = vfio_group_create_private(device->dev, type);
 	if (IS_ERR(group))
 		return PTR_ERR(group);
-
 	device->group = group;
 
-	existing = vfio_group_get_device(group, device->dev);
-	if (existing) {
-		/* The drivers reference keeps group->iommu_group valid */
-		dev_WARN(device->dev, "Device already exists on group %d\n",
-			 iommu_group_id(group->iommu_group));
-		vfio_device_put_registration(existing);
-		vfio_device_remove_group(device);
-		return -EBUSY;
-	}
-	return 0;
+	twin = vfio_group_find_device(group, vfio_device_is_for, device->dev);
+	if (IS_ERR(twin))
+		return 0;
+
+	/* Our drivers reference keeps group->iommu_group valid here */
+	dev_WARN(device->dev, "Device already exists on group %d\n",
+		 iommu_group_id(group->iommu_group));
+	vfio_device_put_registration(twin);
+	vfio_device_remove_group(device);
+	return -EBUSY;
+}
+
+/*
+ * The last device left @group: from now on the group file finds no
+ * iommu_group, and answers -ENODEV.  Returns the group's iommu_group
+ * reference for the caller to put.
+ */
+static struct iommu_group *vfio_group_orphan(struct vfio_group *group)
+{
+	struct iommu_group *iommu_group = group->iommu_group;
+
+	lockdep_assert_held(&group->group_lock);
+
+	/* Device files and notifier users hold drivers references */
+	WARN_ON(!list_empty(&group->device_list));
+	WARN_ON(group->notifier.head);
+
+	if (group->container)
+		vfio_group_detach_container(group);
+	group->iommu_group = NULL;
+	return iommu_group;
 }
 
 /**
- * vfio_device_remove_group - Drop the group reference of a device
+ * vfio_device_remove_group - Take a device out of its group
  * @device: a device that went through vfio_device_set_group()
  *
- * The last device to leave a group destroys it: the /dev/vfio/ node goes, the
- * container is detached and group->iommu_group is cleared, so an open group
- * file sees -ENODEV from then on.
+ * Drops the device's drivers reference.  The last device out destroys the
+ * group: its /dev/vfio/ node goes and it leaves its container.
  */
 void vfio_device_remove_group(struct vfio_device *device)
 {
 	struct vfio_group *group = device->group;
 	struct iommu_group *iommu_group;
 
-	if (group->type == VFIO_NO_IOMMU || group->type == VFIO_EMULATED_IOMMU)
+	/* A made-up iommu_group was made for this device alone */
+	if (group->type != VFIO_IOMMU)
 		iommu_group_remove_device(device->dev);
 
-	/* Pairs with the reference taken in vfio_device_set_group() */
 	if (!refcount_dec_and_mutex_lock(&group->drivers, &vfio.group_lock))
 		return;
-	list_del(&group->vfio_next);
 
 	/*
-	 * Delete the node while still holding vfio.group_lock: a device of the
-	 * same iommu_group probing right now must not find the old name in
-	 * sysfs when it creates the group again.
+	 * The node goes while vfio.group_lock is held: a device of the same
+	 * iommu_group that probes now must find its name free when it creates
+	 * the group anew.
 	 */
+	list_del(&group->vfio_next);
 	cdev_device_del(&group->cdev, &group->dev);
 
 	mutex_lock(&group->group_lock);
-	/* Every device and notifier user holds a drivers reference */
-	WARN_ON(!list_empty(&group->device_list));
-	WARN_ON(group->notifier.head);
-
-	/* No device is left; a NULL iommu_group turns away new users */
-	if (group->container)
-		vfio_group_detach_container(group);
-	iommu_group = group->iommu_group;
-	group->iommu_group = NULL;
+	iommu_group = vfio_group_orphan(group);
 	mutex_unlock(&group->group_lock);
 	mutex_unlock(&vfio.group_lock);
 
@@ -393,16 +454,16 @@ void vfio_device_remove_group(struct vfio_device *device)
 }
 
 /**
- * vfio_device_group_register - Make a registered device visible in its group
- * @device: the device, with device->group set
- *
- * From here on VFIO_GROUP_GET_DEVICE_FD can find the device.
+ * vfio_device_group_register - Let VFIO_GROUP_GET_DEVICE_FD find a device
+ * @device: a registered device, with device->group set
  */
 void vfio_device_group_register(struct vfio_device *device)
 {
-	mutex_lock(&device->group->device_lock);
-	list_add(&device->group_next, &device->group->device_list);
-	mutex_unlock(&device->group->device_lock);
+	struct vfio_group *group = device->group;
+
+	mutex_lock(&group->device_lock);
+	list_add(&device->group_next, &group->device_list);
+	mutex_unlock(&group->device_lock);
 }
 
 /**
@@ -411,64 +472,41 @@ void vfio_device_group_register(struct vfio_device *device)
  */
 void vfio_device_group_unregister(struct vfio_device *device)
 {
-	mutex_lock(&device->group->device_lock);
-	list_del(&device->group_next);
-	mutex_unlock(&device->group->device_lock);
-}
-
-/* The device of @group that @buf names, with a registration reference. */
-static struct vfio_device *vfio_device_get_from_name(struct vfio_group *group,
-						     char *buf)
-{
-	struct vfio_device *it, *device = ERR_PTR(-ENODEV);
+	struct vfio_group *group = device->group;
 
 	mutex_lock(&group->device_lock);
-	list_for_each_entry(it, &group->device_list, group_next) {
-		int ret;
-
-		if (it->ops->match) {
-			ret = it->ops->match(it, buf);
-			if (ret < 0) {
-				device = ERR_PTR(ret);
-				break;
-			}
-		} else {
-			ret = !strcmp(dev_name(it->dev), buf);
-		}
-
-		if (ret && vfio_device_try_get_registration(it)) {
-			device = it;
-			break;
-		}
-	}
+	list_del(&device->group_next);
 	mutex_unlock(&group->device_lock);
-
-	return device;
 }
 
 /*
  * Opening and closing a device through its group
  */
 
-/*
- * Give the device a KVM reference of its own if the group is linked to a VM.
- * Reading group->kvm and taking the reference under kvm_ref_lock keeps the
- * VM from being freed in between: KVM unlinks the group (under the same
- * lock) before it frees the VM.
- */
-static void vfio_device_group_get_kvm_safe(struct vfio_device *device)
+static int vfio_device_use_container(struct vfio_device *device)
+{
+	struct vfio_group *group = device->group;
+	int ret;
+
+	mutex_lock(&group->group_lock);
+	ret = vfio_group_use_container(group);
+	mutex_unlock(&group->group_lock);
+	return ret;
+}
+
+static void vfio_device_unuse_container(struct vfio_device *device)
 {
 	struct vfio_group *group = device->group;
 
-	lockdep_assert_held(&device->dev_set->lock);
-
-	spin_lock(&group->kvm_ref_lock);
-	if (group->kvm)
-		vfio_device_get_kvm_safe(device, group->kvm);
-	spin_unlock(&group->kvm_ref_lock);
+	mutex_lock(&group->group_lock);
+	vfio_group_unuse_container(group);
+	mutex_unlock(&group->group_lock);
 }
 
-/* The open_count 0 -> 1 transition: the driver's open_device() */
+/*
+ * open_count 0 -> 1: the driver's open_device(), with the group's VM in
+ * device->kvm if it is linked to one, then the backend learns of the device.
+ */
 static int vfio_device_first_open(struct vfio_device *device)
 {
 	struct vfio_group *group = device->group;
@@ -476,25 +514,21 @@ static int vfio_device_first_open(struct vfio_device *device)
 
 	lockdep_assert_held(&device->dev_set->lock);
 
-	vfio_device_group_get_kvm_safe(device);
+	vfio_device_ref_kvm(device);
 
 	mutex_lock(&group->group_lock);
-	if (device->ops->open_device) {
+	if (device->ops->open_device)
 		ret = device->ops->open_device(device);
-		if (ret)
-			goto err_unlock;
-	}
-	vfio_device_container_register(device);
+	if (!ret)
+		vfio_device_container_register(device);
 	mutex_unlock(&group->group_lock);
-	return 0;
 
-err_unlock:
-	mutex_unlock(&group->group_lock);
-	vfio_device_put_kvm(device);
+	if (ret)
+		vfio_device_unref_kvm(device);
 	return ret;
 }
 
-/* The open_count 1 -> 0 transition: the driver's close_device() */
+/* open_count 1 -> 0: the reverse of vfio_device_first_open() */
 static void vfio_device_last_close(struct vfio_device *device)
 {
 	struct vfio_group *group = device->group;
@@ -507,162 +541,179 @@ static void vfio_device_last_close(struct vfio_device *device)
 	vfio_device_container_unregister(device);
 	mutex_unlock(&group->group_lock);
 
-	vfio_device_put_kvm(device);
+	vfio_device_unref_kvm(device);
 }
 
 /*
- * Open @device for a new device file: use the container of the group, pin
- * the driver module and, on the first open, call the driver's open_device().
- * Undone by vfio_device_group_close().
+ * Open @device for one more file: a container user, the driver module, and
+ * on the first open the driver's open_device().  The caller holds a
+ * registration reference.  Undone by vfio_device_group_close().
  */
 static int vfio_device_group_open(struct vfio_device *device)
 {
+	struct module *owner = device->dev->driver->owner;
 	int ret;
 
-	mutex_lock(&device->group->group_lock);
-	ret = vfio_device_assign_container(device);
-	mutex_unlock(&device->group->group_lock);
+	ret = vfio_device_use_container(device);
 	if (ret)
 		return ret;
 
-	if (!try_module_get(device->dev->driver->owner)) {
+	if (!try_module_get(owner)) {
 		ret = -ENODEV;
-		goto err_unassign_container;
+		goto err_unuse_container;
 	}
 
 	mutex_lock(&device->dev_set->lock);
-	/* open_count is already 1 in open_device(), as drivers expect */
-	device->open_count++;
-	if (device->open_count == 1) {
+	/* Drivers see open_count 1 already in open_device() */
+	if (!device->open_count++) {
 		ret = vfio_device_first_open(device);
 		if (ret)
-			goto err_undo_count;
+			device->open_count--;
 	}
 	mutex_unlock(&device->dev_set->lock);
+	if (ret)
+		goto err_module_put;
 	return 0;
 
-err_undo_count:
-	device->open_count--;
-	mutex_unlock(&device->dev_set->lock);
-	module_put(device->dev->driver->owner);
-err_unassign_container:
-	vfio_device_unassign_container(device);
+err_module_put:
+	module_put(owner);
+err_unuse_container:
+	vfio_device_unuse_container(device);
 	return ret;
 }
 
 /**
  * vfio_device_group_close - Close a device opened through its group
- * @device: the device, opened by VFIO_GROUP_GET_DEVICE_FD
+ * @device: a device opened by VFIO_GROUP_GET_DEVICE_FD
  *
- * Calls the driver's close_device() on the last close and releases what the
- * open took, except the registration reference, which stays with the caller.
+ * The last close calls the driver's close_device().  Everything the open
+ * took is released, except the registration reference, which stays with the
+ * caller.
  */
 void vfio_device_group_close(struct vfio_device *device)
 {
 	mutex_lock(&device->dev_set->lock);
 	vfio_assert_device_open(device);
-	/* open_count is still 1 in close_device(), as drivers expect */
+	/* Drivers still see open_count 1 in close_device() */
 	if (device->open_count == 1)
 		vfio_device_last_close(device);
 	device->open_count--;
 	mutex_unlock(&device->dev_set->lock);
 
 	module_put(device->dev->driver->owner);
-	vfio_device_unassign_container(device);
+	vfio_device_unuse_container(device);
 }
 
 /*
  * The group file, /dev/vfio/$GROUP
  */
 
-/*
- * Only the user that set the container can unset it, and only while no
- * device file holds the container: container_users must be exactly 1.
- */
-static int vfio_group_ioctl_unset_container(struct vfio_group *group)
+/* The argument of the group ioctls that take one by value */
+union vfio_group_ioctl_arg {
+	struct vfio_group_status	status;
+	int				container_fd;
+};
+
+#define VFIO_GROUP_STATUS_MINSZ	offsetofend(struct vfio_group_status, flags)
+
+/* VFIO_GROUP_GET_STATUS: viable, and whether a container is set. */
+static int vfio_group_get_status(struct vfio_group *group,
+				 union vfio_group_ioctl_arg *arg)
 {
-	int ret = 0;
+	struct vfio_group_status *status = &arg->status;
 
-	mutex_lock(&group->group_lock);
-	if (!group->container) {
-		ret = -EINVAL;
-		goto out_unlock;
-	}
-	if (group->container_users != 1) {
-		ret = -EBUSY;
-		goto out_unlock;
-	}
-	vfio_group_detach_container(group);
+	lockdep_assert_held(&group->group_lock);
 
-out_unlock:
-	mutex_unlock(&group->group_lock);
-	return ret;
+	if (status->argsz < VFIO_GROUP_STATUS_MINSZ)
+		return -EINVAL;
+	if (!group->iommu_group)
+		return -ENODEV;
+
+	/* In a container, the group owns its DMA; else, no driver may */
+	if (group->container)
+		status->flags = VFIO_GROUP_FLAGS_VIABLE |
+				VFIO_GROUP_FLAGS_CONTAINER_SET;
+	else if (iommu_group_dma_owner_claimed(group->iommu_group))
+		status->flags = 0;
+	else
+		status->flags = VFIO_GROUP_FLAGS_VIABLE;
+	return 0;
 }
 
-static int vfio_group_ioctl_set_container(struct vfio_group *group,
-					  int __user *arg)
+/* VFIO_GROUP_SET_CONTAINER: join the container of an open /dev/vfio/vfio. */
+static int vfio_group_set_container(struct vfio_group *group,
+				    union vfio_group_ioctl_arg *arg)
 {
 	struct vfio_container *container;
 	struct fd f;
 	int ret;
-	int fd;
 
-	if (get_user(fd, arg))
-		return -EFAULT;
+	lockdep_assert_held(&group->group_lock);
 
-	f = fdget(fd);
+	/* fdput() defers a release, so it is harmless under group_lock */
+	f = fdget(arg->container_fd);
 	if (!f.file)
 		return -EBADF;
 
-	mutex_lock(&group->group_lock);
-	if (group->container || WARN_ON(group->container_users)) {
-		ret = -EINVAL;
-		goto out_unlock;
-	}
-	if (!group->iommu_group) {
-		ret = -ENODEV;
-		goto out_unlock;
-	}
-
 	container = vfio_container_from_file(f.file);
-	if (container)
-		ret = vfio_container_attach_group(container, group);
-	else
+	if (group->container || WARN_ON(group->container_users))
 		ret = -EINVAL;
+	else if (!group->iommu_group)
+		ret = -ENODEV;
+	else if (!container)
+		ret = -EINVAL;
+	else
+		ret = vfio_container_attach_group(container, group);
 
-out_unlock:
-	mutex_unlock(&group->group_lock);
 	fdput(f);
 	return ret;
 }
 
-static int vfio_group_ioctl_get_device_fd(struct vfio_group *group,
-					  char __user *arg)
+/*
+ * VFIO_GROUP_UNSET_CONTAINER: only while the group file is the container's
+ * one user, i.e. no device of the group is open.
+ */
+static int vfio_group_unset_container(struct vfio_group *group,
+				      union vfio_group_ioctl_arg *arg)
+{
+	lockdep_assert_held(&group->group_lock);
+
+	if (!group->container)
+		return -EINVAL;
+	if (group->container_users != 1)
+		return -EBUSY;
+
+	vfio_group_detach_container(group);
+	return 0;
+}
+
+/* VFIO_GROUP_GET_DEVICE_FD: open a device by name, as a new file. */
+static long vfio_group_get_device_fd(struct vfio_group *group,
+				     void __user *arg)
 {
 	struct vfio_device *device;
 	struct file *filep;
-	char *buf;
-	int fdno;
-	int ret;
+	char *name;
+	int fd, ret;
 
-	buf = strndup_user(arg, PAGE_SIZE);
-	if (IS_ERR(buf))
-		return PTR_ERR(buf);
+	name = strndup_user(arg, PAGE_SIZE);
+	if (IS_ERR(name))
+		return PTR_ERR(name);
 
-	device = vfio_device_get_from_name(group, buf);
-	kfree(buf);
+	device = vfio_group_find_device(group, vfio_device_is_named, name);
+	kfree(name);
 	if (IS_ERR(device))
 		return PTR_ERR(device);
 
-	fdno = get_unused_fd_flags(O_CLOEXEC);
-	if (fdno < 0) {
-		ret = fdno;
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0) {
+		ret = fd;
 		goto err_put_registration;
 	}
 
 	ret = vfio_device_group_open(device);
 	if (ret)
-		goto err_put_fdno;
+		goto err_put_fd;
 
 	filep = vfio_device_alloc_file(device);
 	if (IS_ERR(filep)) {
@@ -674,69 +725,105 @@ static int vfio_group_ioctl_get_device_fd(struct vfio_group *group,
 		dev_warn(device->dev, "vfio-noiommu device opened by user (%s:%d)\n",
 			 current->comm, task_pid_nr(current));
 
-	/* The registration reference now belongs to the file */
-	fd_install(fdno, filep);
-	return fdno;
+	/* The file owns the registration reference from here on */
+	fd_install(fd, filep);
+	return fd;
 
 err_close_device:
 	vfio_device_group_close(device);
-err_put_fdno:
-	put_unused_fd(fdno);
+err_put_fd:
+	put_unused_fd(fd);
 err_put_registration:
 	vfio_device_put_registration(device);
 	return ret;
 }
 
-static int vfio_group_ioctl_get_status(struct vfio_group *group,
-				       struct vfio_group_status __user *arg)
+/*
+ * The ioctls of a group file.  Those with a @locked handler run it with
+ * group->group_lock held, on a copy of the first @in bytes of the argument,
+ * and copy @out bytes back once it succeeded; the user's memory is never
+ * touched under the lock.  One with an @unlocked handler gets the user's
+ * pointer and takes what it needs itself.
+ */
+struct vfio_group_ioctl {
+	unsigned int	cmd;
+	unsigned int	in;
+	unsigned int	out;
+	int		(*locked)(struct vfio_group *group,
+				  union vfio_group_ioctl_arg *arg);
+	long		(*unlocked)(struct vfio_group *group,
+				    void __user *arg);
+};
+
+static const struct vfio_group_ioctl vfio_group_ioctls[] = {
+	{
+		.cmd = VFIO_GROUP_GET_STATUS,
+		.in = VFIO_GROUP_STATUS_MINSZ,
+		.out = VFIO_GROUP_STATUS_MINSZ,
+		.locked = vfio_group_get_status,
+	}, {
+		.cmd = VFIO_GROUP_SET_CONTAINER,
+		.in = sizeof(int),
+		.locked = vfio_group_set_container,
+	}, {
+		.cmd = VFIO_GROUP_UNSET_CONTAINER,
+		.locked = vfio_group_unset_container,
+	}, {
+		.cmd = VFIO_GROUP_GET_DEVICE_FD,
+		.unlocked = vfio_group_get_device_fd,
+	},
+};
+
+static const struct vfio_group_ioctl *vfio_group_ioctl_find(unsigned int cmd)
 {
-	unsigned long minsz = offsetofend(struct vfio_group_status, flags);
-	struct vfio_group_status status;
+	unsigned int i;
 
-	if (copy_from_user(&status, arg, minsz))
-		return -EFAULT;
-
-	if (status.argsz < minsz)
-		return -EINVAL;
-
-	status.flags = 0;
-
-	mutex_lock(&group->group_lock);
-	if (!group->iommu_group) {
-		mutex_unlock(&group->group_lock);
-		return -ENODEV;
-	}
-
-	if (group->container)
-		status.flags |= VFIO_GROUP_FLAGS_CONTAINER_SET |
-				VFIO_GROUP_FLAGS_VIABLE;
-	else if (!iommu_group_dma_owner_claimed(group->iommu_group))
-		status.flags |= VFIO_GROUP_FLAGS_VIABLE;
-	mutex_unlock(&group->group_lock);
-
-	if (copy_to_user(arg, &status, minsz))
-		return -EFAULT;
-	return 0;
+	for (i = 0; i < ARRAY_SIZE(vfio_group_ioctls); i++)
+		if (vfio_group_ioctls[i].cmd == cmd)
+			return &vfio_group_ioctls[i];
+	return NULL;
 }
 
-static long vfio_group_fops_unl_ioctl(struct file *filep,
-				      unsigned int cmd, unsigned long arg)
+static long vfio_group_fops_unl_ioctl(struct file *filep, unsigned int cmd,
+				      unsigned long arg)
 {
 	struct vfio_group *group = filep->private_data;
 	void __user *uarg = (void __user *)arg;
+	const struct vfio_group_ioctl *ioctl;
+	union vfio_group_ioctl_arg karg;
+	int ret;
 
-	switch (cmd) {
-	case VFIO_GROUP_GET_DEVICE_FD:
-		return vfio_group_ioctl_get_device_fd(group, uarg);
-	case VFIO_GROUP_GET_STATUS:
-		return vfio_group_ioctl_get_status(group, uarg);
-	case VFIO_GROUP_SET_CONTAINER:
-		return vfio_group_ioctl_set_container(group, uarg);
-	case VFIO_GROUP_UNSET_CONTAINER:
-		return vfio_group_ioctl_unset_container(group);
-	default:
+	ioctl = vfio_group_ioctl_find(cmd);
+	if (!ioctl)
 		return -ENOTTY;
-	}
+	if (ioctl->unlocked)
+		return ioctl->unlocked(group, uarg);
+
+	if (copy_from_user(&karg, uarg, ioctl->in))
+		return -EFAULT;
+
+	mutex_lock(&group->group_lock);
+	ret = ioctl->locked(group, &karg);
+	mutex_unlock(&group->group_lock);
+
+	if (!ret && copy_to_user(uarg, &karg, ioctl->out))
+		return -EFAULT;
+	return ret;
+}
+
+/* One user at a time, of a group that still has devices. */
+static int vfio_group_may_open(struct vfio_group *group)
+{
+	lockdep_assert_held(&group->group_lock);
+
+	/* 0 once the last device left; it never rises again */
+	if (!refcount_read(&group->drivers))
+		return -ENODEV;
+	if (group->type == VFIO_NO_IOMMU && !capable(CAP_SYS_RAWIO))
+		return -EPERM;
+	if (group->opened_file)
+		return -EBUSY;
+	return 0;
 }
 
 static int vfio_group_fops_open(struct inode *inode, struct file *filep)
@@ -746,30 +833,11 @@ static int vfio_group_fops_open(struct inode *inode, struct file *filep)
 	int ret;
 
 	mutex_lock(&group->group_lock);
-
-	/*
-	 * The last driver may be leaving (vfio_device_remove_group()); once
-	 * drivers is 0 it stays 0.
-	 */
-	if (refcount_read(&group->drivers) == 0) {
-		ret = -ENODEV;
-		goto out_unlock;
+	ret = vfio_group_may_open(group);
+	if (!ret) {
+		group->opened_file = filep;
+		filep->private_data = group;
 	}
-
-	if (group->type == VFIO_NO_IOMMU && !capable(CAP_SYS_RAWIO)) {
-		ret = -EPERM;
-		goto out_unlock;
-	}
-
-	/* A group has one user at a time */
-	if (group->opened_file) {
-		ret = -EBUSY;
-		goto out_unlock;
-	}
-	group->opened_file = filep;
-	filep->private_data = group;
-	ret = 0;
-out_unlock:
 	mutex_unlock(&group->group_lock);
 	return ret;
 }
@@ -780,11 +848,8 @@ static int vfio_group_fops_release(struct inode *inode, struct file *filep)
 
 	filep->private_data = NULL;
 
+	/* Device files pin the group file: none is open now */
 	mutex_lock(&group->group_lock);
-	/*
-	 * Each device file holds a reference on the group file, so no device
-	 * is open here.
-	 */
 	WARN_ON(group->notifier.head);
 	if (group->container)
 		vfio_group_detach_container(group);
@@ -794,42 +859,40 @@ static int vfio_group_fops_release(struct inode *inode, struct file *filep)
 }
 
 static const struct file_operations vfio_group_fops = {
-	.owner		= THIS_MODULE,
-	.unlocked_ioctl	= vfio_group_fops_unl_ioctl,
-	.compat_ioctl	= compat_ptr_ioctl,
-	.open		= vfio_group_fops_open,
-	.release	= vfio_group_fops_release,
+	.owner = THIS_MODULE,
+	.open = vfio_group_fops_open,
+	.release = vfio_group_fops_release,
+	.unlocked_ioctl = vfio_group_fops_unl_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
 };
 
 /*
- * Helpers for KVM, which holds a group file
+ * Helpers for KVM, which holds a group file: none of them may take
+ * group->group_lock (see the lock order at the top)
  */
 
 /**
  * vfio_file_iommu_group - The iommu_group of a VFIO group file
  * @file: a VFIO group file
  *
- * Only for the SPAPR TCE code of KVM; NULL on other platforms.
+ * For KVM's SPAPR TCE code only; other platforms get NULL.  Takes
+ * group->group_lock, unlike the other vfio_file_*() helpers.
  *
- * Return: the iommu_group with a reference the caller must put, or NULL if
- * @file is not a group file or its group has lost its devices.
+ * Return: the iommu_group with a reference for the caller to put, or NULL
+ * if @file is not a group file or its group has lost its devices.
  */
 struct iommu_group *vfio_file_iommu_group(struct file *file)
 {
 	struct vfio_group *group = file->private_data;
-	struct iommu_group *iommu_group = NULL;
+	struct iommu_group *iommu_group;
 
-	if (!IS_ENABLED(CONFIG_SPAPR_TCE_IOMMU))
-		return NULL;
-
-	if (!vfio_file_is_group(file))
+	if (!IS_ENABLED(CONFIG_SPAPR_TCE_IOMMU) || !vfio_file_is_group(file))
 		return NULL;
 
 	mutex_lock(&group->group_lock);
-	if (group->iommu_group) {
-		iommu_group = group->iommu_group;
+	iommu_group = group->iommu_group;
+	if (iommu_group)
 		iommu_group_ref_get(iommu_group);
-	}
 	mutex_unlock(&group->group_lock);
 	return iommu_group;
 }
@@ -837,7 +900,7 @@ EXPORT_SYMBOL_GPL(vfio_file_iommu_group);
 
 /**
  * vfio_file_is_group - Whether a file is a VFIO group file
- * @file: the file to check
+ * @file: any file
  *
  * Return: true if @file was opened from /dev/vfio/$GROUP.
  */
@@ -848,32 +911,24 @@ bool vfio_file_is_group(struct file *file)
 EXPORT_SYMBOL_GPL(vfio_file_is_group);
 
 /**
- * vfio_file_enforced_coherent - Whether the DMA of a group is always coherent
+ * vfio_file_enforced_coherent - Whether a group's DMA is always coherent
  * @file: a VFIO group file
  *
- * The IOMMU of an enforced coherent group ignores no-snoop, so its user
- * needs no cache maintenance instructions (e.g. wbinvd on x86).  Coherency
- * is known only once a container is set; until then, and for a file that is
- * not a group file, this reports true.
+ * The IOMMU of an enforced coherent group ignores no-snoop, so the VM needs
+ * no cache maintenance instructions (such as wbinvd on x86).  Known only
+ * once the group is in a container: without one, and for a file that is not
+ * a group file, this is true.  The answers are stock 6.1's, given without
+ * group->group_lock (vfio_group_enforced_coherent()).
  *
+ * Context: process context; KVM calls it with kv->lock held.
  * Return: false if the user may need cache maintenance, true otherwise.
  */
 bool vfio_file_enforced_coherent(struct file *file)
 {
-	struct vfio_group *group = file->private_data;
-	bool ret;
-
 	if (!vfio_file_is_group(file))
 		return true;
 
-	mutex_lock(&group->group_lock);
-	if (group->container)
-		ret = vfio_container_ioctl_check_extension(group->container,
-							   VFIO_DMA_CC_IOMMU);
-	else
-		ret = true;
-	mutex_unlock(&group->group_lock);
-	return ret;
+	return vfio_group_enforced_coherent(file->private_data);
 }
 EXPORT_SYMBOL_GPL(vfio_file_enforced_coherent);
 
@@ -882,40 +937,31 @@ EXPORT_SYMBOL_GPL(vfio_file_enforced_coherent);
  * @file: a VFIO group file
  * @kvm: the VM, or NULL to unlink
  *
- * A device of the group opened for the first time afterwards gets its own
- * reference on @kvm in device->kvm for the driver's open_device(), dropped
- * after its last close.  KVM calls this with kvm->lock held, and unlinks the
- * group before the VM is freed.  Takes only group->kvm_ref_lock, never
- * group->group_lock, which is held around drivers' open_device().
+ * A device of the group opened for the first time while it is linked gets a
+ * reference on @kvm of its own, in device->kvm for the driver's
+ * open_device(), until after its last close (vfio_group_set_kvm()).  KVM
+ * unlinks the group before the VM can be freed.  Any other file is ignored.
+ *
+ * Context: process context; KVM calls it with kv->lock or kvm->lock held.
+ * Takes a spinlock only, never group->group_lock.
  */
 void vfio_file_set_kvm(struct file *file, struct kvm *kvm)
 {
-	struct vfio_group *group = file->private_data;
-
-	if (!vfio_file_is_group(file))
-		return;
-
-	spin_lock(&group->kvm_ref_lock);
-	group->kvm = kvm;
-	spin_unlock(&group->kvm_ref_lock);
+	if (vfio_file_is_group(file))
+		vfio_group_set_kvm(file->private_data, kvm);
 }
 EXPORT_SYMBOL_GPL(vfio_file_set_kvm);
 
 /**
  * vfio_file_has_dev - Whether a VFIO file gives access to a device
- * @file: the VFIO file to check
+ * @file: a VFIO file
  * @device: the device
  *
  * Return: true if @file is the group file of the group of @device.
  */
 bool vfio_file_has_dev(struct file *file, struct vfio_device *device)
 {
-	struct vfio_group *group = file->private_data;
-
-	if (!vfio_file_is_group(file))
-		return false;
-
-	return group == device->group;
+	return vfio_file_is_group(file) && file->private_data == device->group;
 }
 EXPORT_SYMBOL_GPL(vfio_file_has_dev);
 
@@ -932,49 +978,42 @@ static char *vfio_devnode(struct device *dev, umode_t *mode)
  * vfio_group_init - Set up containers and groups
  *
  * Sets up the container part (/dev/vfio/vfio), then the "vfio" class and the
- * chrdev region of /dev/vfio/$GROUP.  On failure nothing is left set up.
+ * chrdev region of /dev/vfio/$GROUP.
  *
- * Return: 0 or a negative errno.
+ * Return: 0 or a negative errno, with nothing left set up.
  */
 int __init vfio_group_init(void)
 {
 	int ret;
 
-	ida_init(&vfio.group_ida);
-	mutex_init(&vfio.group_lock);
-	INIT_LIST_HEAD(&vfio.group_list);
-
 	ret = vfio_container_init();
 	if (ret)
-		goto err_destroy;
+		return ret;
 
 	vfio.class = class_create(THIS_MODULE, "vfio");
 	if (IS_ERR(vfio.class)) {
 		ret = PTR_ERR(vfio.class);
-		goto err_container;
+		goto err_cleanup_container;
 	}
 	vfio.class->devnode = vfio_devnode;
 
 	ret = alloc_chrdev_region(&vfio.group_devt, 0, MINORMASK + 1, "vfio");
 	if (ret)
-		goto err_class;
+		goto err_destroy_class;
 	return 0;
 
-err_class:
+err_destroy_class:
 	class_destroy(vfio.class);
+err_cleanup_container:
 	vfio.class = NULL;
-err_container:
 	vfio_container_cleanup();
-err_destroy:
-	mutex_destroy(&vfio.group_lock);
-	ida_destroy(&vfio.group_ida);
 	return ret;
 }
 
 /**
  * vfio_group_cleanup - Undo vfio_group_init()
  *
- * All groups must be gone, which they are once every vfio driver has
+ * Every group must be gone, which it is once every vfio driver has
  * unregistered its devices.
  */
 void vfio_group_cleanup(void)
@@ -984,6 +1023,5 @@ void vfio_group_cleanup(void)
 	class_destroy(vfio.class);
 	vfio.class = NULL;
 	vfio_container_cleanup();
-	mutex_destroy(&vfio.group_lock);
 	ida_destroy(&vfio.group_ida);
 }

@@ -1,15 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vfio-core: IOVA bitmaps, for reporting dirty pages to userspace
+ * vfio-core: IOVA bitmaps, the dirty page reports of DMA logging
  *
- * VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT hands the kernel a user buffer with
- * one bit per page of an IOVA range.  The buffer may be far too large to pin
- * at once, so it is walked in windows: each window pins as many pages of the
- * buffer as one page of struct page pointers can hold, and the driver's
- * callback is called once per window with the IOVA range the window covers.
- * The callback marks dirty IOVAs with iova_bitmap_set().
- *
- * Usage:
+ * VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT hands the kernel a user bitmap with
+ * one bit per page of an IOVA range: bit n % 64 of u64 number n / 64 stands
+ * for the page at iova + n * page_size.  The bitmap may be far too large to
+ * pin at once, so an iova_bitmap is an iterator over windows of it:
  *
  *	bitmap = iova_bitmap_alloc(iova, length, page_size, data);
  *	if (IS_ERR(bitmap))
@@ -17,118 +13,160 @@
  *	ret = iova_bitmap_for_each(bitmap, opaque, report_fn);
  *	iova_bitmap_free(bitmap);
  *
- * The user buffer is an array of u64: bit n % 64 of u64 number n / 64 stands
- * for the page at iova + n * page_size.  Windows are tracked in bytes of the
- * buffer, so a window may start at any byte.
+ * A window is a run of user pages of the bitmap, pinned; one page of
+ * struct page pointers holds them all (with 4 KiB pages and 8-byte
+ * pointers: 512 pages, 2 MiB of bitmap, 64 GiB of IOVA at 4 KiB per bit).
+ * iova_bitmap_for_each() calls report_fn once per window with the part of
+ * the IOVA range the window covers, and report_fn marks the dirty IOVAs in
+ * it with iova_bitmap_set().  Windows are placed by byte of the bitmap, so a
+ * window may start anywhere in a user page.
+ *
+ * Behaviour follows drivers/vfio/iova_bitmap.c of Linux 6.1,
+ * Copyright (c) 2022, Oracle and/or its affiliates.
+ * Copyright (c) 2022, NVIDIA CORPORATION & AFFILIATES. All rights reserved
  */
-#include <linux/highmem.h>
 #include <linux/iova_bitmap.h>
 #include <linux/mm.h>
+#include <linux/highmem.h>
 
 #define BITS_PER_PAGE (PAGE_SIZE * BITS_PER_BYTE)
 
+/* As many user pages as one page of pointers to them holds */
+#define IOVA_BITMAP_WINDOW_PAGES (PAGE_SIZE / sizeof(struct page *))
+
 /*
- * The member names, types and order of both structures below are seen by
- * genksyms through iova_bitmap_set(): keep them as in the kernel.
+ * genksyms sees both structures through iova_bitmap_set(): their members,
+ * with these names, types and order, are part of its export CRC.
  */
 
-/* The currently pinned window of the user bitmap. */
+/* The window: the pinned part of the user bitmap */
 struct iova_bitmap_map {
-	/* IOVA of bit 0 of the first pinned user page */
+	/* the IOVA that bit 0 of the window's first byte stands for */
 	unsigned long iova;
 
 	/* log2 of the IOVA size of one bit */
 	unsigned long pgshift;
 
-	/* byte offset of the window's first byte within pages[0] */
+	/* where the window's first byte lies within pages[0] */
 	unsigned long pgoff;
 
-	/* number of entries of @pages that are pinned */
+	/* pinned user pages, 0 between windows */
 	unsigned long npages;
 
-	/* one page holding the pinned user pages */
+	/* one page holding the pinned pages */
 	struct page **pages;
 };
 
+/* The iterator */
 struct iova_bitmap {
-	/* the pinned window */
+	/* the current window */
 	struct iova_bitmap_map mapped;
 
 	/* the user bitmap */
 	u8 __user *bitmap;
 
-	/* byte of the user bitmap at the start of the window */
+	/* byte of the user bitmap where the current window starts */
 	unsigned long mapped_base_index;
 
-	/* number of bytes of the user bitmap covering the whole IOVA range */
+	/* bytes of the user bitmap that the IOVA range needs */
 	unsigned long mapped_total_index;
 
-	/* the whole IOVA range */
+	/* the IOVA range */
 	unsigned long iova;
 	size_t length;
 };
 
-/*
- * Helpers converting between byte indexes into the user bitmap and IOVA
- * offsets.  An offset is relative to the IOVA of bit 0 of byte 0.
- */
-static unsigned long iova_bitmap_offset_to_index(struct iova_bitmap *bitmap,
-						 unsigned long offset)
+/* The IOVA span that @bytes of the bitmap stand for. */
+static unsigned long iova_bitmap_span(struct iova_bitmap *bitmap,
+				      unsigned long bytes)
 {
-	return (offset >> bitmap->mapped.pgshift) / BITS_PER_TYPE(u8);
+	return (bytes * BITS_PER_BYTE) << bitmap->mapped.pgshift;
 }
 
-static unsigned long iova_bitmap_index_to_offset(struct iova_bitmap *bitmap,
-						 unsigned long index)
+/* The byte of the bitmap holding the bit of the IOVA @offset into the range. */
+static unsigned long iova_bitmap_byte(struct iova_bitmap *bitmap,
+				      unsigned long offset)
 {
-	return (index * BITS_PER_TYPE(u8)) << bitmap->mapped.pgshift;
+	return (offset >> bitmap->mapped.pgshift) / BITS_PER_BYTE;
 }
 
-/* IOVA of the first bit of the window. */
-static unsigned long iova_bitmap_mapped_iova(struct iova_bitmap *bitmap)
+static bool iova_bitmap_done(struct iova_bitmap *bitmap)
+{
+	return bitmap->mapped_base_index >= bitmap->mapped_total_index;
+}
+
+/* The first IOVA of the current window. */
+static unsigned long iova_bitmap_window_iova(struct iova_bitmap *bitmap)
 {
 	return bitmap->iova +
-	       iova_bitmap_index_to_offset(bitmap, bitmap->mapped_base_index);
+	       iova_bitmap_span(bitmap, bitmap->mapped_base_index);
 }
 
 /*
- * Pin the window of the user bitmap starting at byte @mapped_base_index: up
- * to the end of the bitmap, but no more pages than fit in @mapped.pages.
+ * Pin the window that starts at byte mapped_base_index: the pages up to the
+ * end of the bitmap (one more if the start is not page aligned), at most
+ * IOVA_BITMAP_WINDOW_PAGES.  Fewer pinned pages make a shorter window.
  */
-static int iova_bitmap_get(struct iova_bitmap *bitmap)
+static int iova_bitmap_pin_window(struct iova_bitmap *bitmap)
 {
-	struct iova_bitmap_map *mapped = &bitmap->mapped;
+	struct iova_bitmap_map *window = &bitmap->mapped;
+	u8 __user *start = bitmap->bitmap + bitmap->mapped_base_index;
 	unsigned long left = bitmap->mapped_total_index -
 			     bitmap->mapped_base_index;
-	u8 __user *addr = bitmap->bitmap + bitmap->mapped_base_index;
-	unsigned long npages;
-	long ret;
+	unsigned long want;
+	long pinned;
 
-	/* An unaligned start needs one more page to reach the same length. */
-	npages = DIV_ROUND_UP(left, PAGE_SIZE) + !!offset_in_page(addr);
-	npages = min(npages, PAGE_SIZE / sizeof(struct page *));
+	want = DIV_ROUND_UP(left, PAGE_SIZE) + !!offset_in_page(start);
+	want = min_t(unsigned long, want, IOVA_BITMAP_WINDOW_PAGES);
 
-	ret = pin_user_pages_fast((unsigned long)addr, npages, FOLL_WRITE,
-				  mapped->pages);
-	if (ret <= 0)
+	pinned = pin_user_pages_fast((unsigned long)start, want, FOLL_WRITE,
+				     window->pages);
+	if (pinned <= 0)
 		return -EFAULT;
 
-	mapped->npages = ret;
-	mapped->iova = iova_bitmap_mapped_iova(bitmap);
-	mapped->pgoff = offset_in_page(addr);
+	window->npages = pinned;
+	window->pgoff = offset_in_page(start);
+	window->iova = iova_bitmap_window_iova(bitmap);
 	return 0;
 }
 
-/* Unpin the current window, if any. */
-static void iova_bitmap_put(struct iova_bitmap *bitmap)
+static void iova_bitmap_unpin_window(struct iova_bitmap *bitmap)
 {
-	struct iova_bitmap_map *mapped = &bitmap->mapped;
+	struct iova_bitmap_map *window = &bitmap->mapped;
 
-	if (!mapped->npages)
-		return;
+	if (window->npages)
+		unpin_user_pages(window->pages, window->npages);
+	window->npages = 0;
+}
 
-	unpin_user_pages(mapped->pages, mapped->npages);
-	mapped->npages = 0;
+/*
+ * The IOVA length the current window covers: as many bytes as are pinned,
+ * or left in the bitmap, clamped to the end of the range.
+ */
+static unsigned long iova_bitmap_window_length(struct iova_bitmap *bitmap)
+{
+	struct iova_bitmap_map *window = &bitmap->mapped;
+	unsigned long iova = iova_bitmap_window_iova(bitmap);
+	unsigned long last = bitmap->iova + bitmap->length - 1;
+	unsigned long bytes, length;
+
+	bytes = min(bitmap->mapped_total_index - bitmap->mapped_base_index,
+		    (window->npages << PAGE_SHIFT) - window->pgoff);
+	length = iova_bitmap_span(bitmap, bytes);
+	if (iova + length - 1 > last)
+		length = last - iova + 1;
+	return length;
+}
+
+/* Move past the @length of IOVA just reported; pin the next window, if any. */
+static int iova_bitmap_next_window(struct iova_bitmap *bitmap,
+				   unsigned long length)
+{
+	bitmap->mapped_base_index += iova_bitmap_byte(bitmap, length - 1) + 1;
+	iova_bitmap_unpin_window(bitmap);
+	if (iova_bitmap_done(bitmap))
+		return 0;
+	return iova_bitmap_pin_window(bitmap);
 }
 
 /**
@@ -138,179 +176,114 @@ static void iova_bitmap_put(struct iova_bitmap *bitmap)
  * @page_size: IOVA size of one bit, a power of two
  * @data: the user bitmap, one bit per @page_size of the range
  *
- * Return: the new bitmap, to be released with iova_bitmap_free(), or an
- * ERR_PTR(): -ENOMEM, or -EFAULT if @data cannot be pinned for writing.
+ * Return: the bitmap, to be released with iova_bitmap_free(); or
+ * ERR_PTR(-ENOMEM), or ERR_PTR(-EFAULT) if @data cannot be pinned for
+ * writing.
  */
 struct iova_bitmap *iova_bitmap_alloc(unsigned long iova, size_t length,
 				      unsigned long page_size, u64 __user *data)
 {
 	struct iova_bitmap *bitmap;
-	int ret;
+	int ret = -ENOMEM;
 
 	bitmap = kzalloc(sizeof(*bitmap), GFP_KERNEL);
 	if (!bitmap)
 		return ERR_PTR(-ENOMEM);
 
-	bitmap->bitmap = (u8 __user *)data;
 	bitmap->iova = iova;
 	bitmap->length = length;
-	bitmap->mapped.iova = iova;
+	bitmap->bitmap = (u8 __user *)data;
 	bitmap->mapped.pgshift = __ffs(page_size);
-	bitmap->mapped_total_index =
-		iova_bitmap_offset_to_index(bitmap, length - 1) + 1;
+	bitmap->mapped_total_index = iova_bitmap_byte(bitmap, length - 1) + 1;
 
 	bitmap->mapped.pages = (struct page **)__get_free_page(GFP_KERNEL);
-	if (!bitmap->mapped.pages) {
-		ret = -ENOMEM;
-		goto err_free;
+	if (bitmap->mapped.pages)
+		ret = iova_bitmap_pin_window(bitmap);
+	if (ret) {
+		iova_bitmap_free(bitmap);
+		return ERR_PTR(ret);
 	}
-
-	ret = iova_bitmap_get(bitmap);
-	if (ret)
-		goto err_free;
-
 	return bitmap;
-
-err_free:
-	iova_bitmap_free(bitmap);
-	return ERR_PTR(ret);
 }
 
 /**
  * iova_bitmap_free() - Release an IOVA bitmap
  * @bitmap: the bitmap from iova_bitmap_alloc()
  *
- * Unpins the current window and frees everything @bitmap holds.
+ * Unpins the current window, if any, and frees @bitmap.
  */
 void iova_bitmap_free(struct iova_bitmap *bitmap)
 {
-	iova_bitmap_put(bitmap);
-	if (bitmap->mapped.pages)
-		free_page((unsigned long)bitmap->mapped.pages);
+	iova_bitmap_unpin_window(bitmap);
+	free_page((unsigned long)bitmap->mapped.pages);
 	kfree(bitmap);
-}
-
-/*
- * Number of bytes of the user bitmap from the start of the window to the end
- * of the pinned pages or of the bitmap, whichever comes first.
- */
-static unsigned long iova_bitmap_mapped_remaining(struct iova_bitmap *bitmap)
-{
-	unsigned long pinned = (bitmap->mapped.npages << PAGE_SHIFT) -
-			       bitmap->mapped.pgoff;
-	unsigned long left = bitmap->mapped_total_index -
-			     bitmap->mapped_base_index;
-
-	return min(left, pinned);
-}
-
-/*
- * Length of the IOVA range covered by the window, clamped to the end of the
- * whole range.
- */
-static unsigned long iova_bitmap_mapped_length(struct iova_bitmap *bitmap)
-{
-	unsigned long last = bitmap->iova + bitmap->length - 1;
-	unsigned long iova = iova_bitmap_mapped_iova(bitmap);
-	unsigned long length;
-
-	length = iova_bitmap_index_to_offset(bitmap,
-					     iova_bitmap_mapped_remaining(bitmap));
-	if (iova + length - 1 > last)
-		length -= (iova + length - 1) - last;
-
-	return length;
-}
-
-static bool iova_bitmap_done(struct iova_bitmap *bitmap)
-{
-	return bitmap->mapped_base_index >= bitmap->mapped_total_index;
-}
-
-/* Move the window past the range just reported and pin the next one. */
-static int iova_bitmap_advance(struct iova_bitmap *bitmap)
-{
-	unsigned long last = iova_bitmap_mapped_length(bitmap) - 1;
-
-	bitmap->mapped_base_index +=
-		iova_bitmap_offset_to_index(bitmap, last) + 1;
-
-	iova_bitmap_put(bitmap);
-	if (iova_bitmap_done(bitmap))
-		return 0;
-
-	return iova_bitmap_get(bitmap);
 }
 
 /**
  * iova_bitmap_for_each() - Walk an IOVA bitmap window by window
  * @bitmap: the bitmap from iova_bitmap_alloc()
  * @opaque: passed on to @fn
- * @fn: called for each window with the IOVA range the window covers; it
- *	may call iova_bitmap_set() for IOVAs within that range only
+ * @fn: called for each window with the IOVA range it covers; it may call
+ *	iova_bitmap_set() for IOVAs within that range
  *
- * Pins each window of the user bitmap in turn, starting with the one
- * iova_bitmap_alloc() pinned, until the whole range has been covered.
+ * Starts with the window iova_bitmap_alloc() pinned, and pins each next
+ * one in turn until the whole range has been covered.
  *
- * Return: 0 once the whole range has been walked; the first non-zero value
- * returned by @fn, which stops the walk; or -EFAULT if a window of the user
+ * Return: 0 once the whole range has been walked; else the first non-zero
+ * return of @fn, which ends the walk, or -EFAULT if a window of the user
  * bitmap cannot be pinned.
  */
 int iova_bitmap_for_each(struct iova_bitmap *bitmap, void *opaque,
 			 iova_bitmap_fn_t fn)
 {
-	int ret = 0;
+	unsigned long length;
+	int ret;
 
 	while (!iova_bitmap_done(bitmap)) {
-		ret = fn(bitmap, iova_bitmap_mapped_iova(bitmap),
-			 iova_bitmap_mapped_length(bitmap), opaque);
+		length = iova_bitmap_window_length(bitmap);
+		ret = fn(bitmap, iova_bitmap_window_iova(bitmap), length,
+			 opaque);
+		if (!ret)
+			ret = iova_bitmap_next_window(bitmap, length);
 		if (ret)
-			break;
-
-		ret = iova_bitmap_advance(bitmap);
-		if (ret)
-			break;
+			return ret;
 	}
-
-	return ret;
+	return 0;
 }
 
 /**
- * iova_bitmap_set() - Mark an IOVA range in the user bitmap
+ * iova_bitmap_set() - Mark an IOVA range dirty in the user bitmap
  * @bitmap: the bitmap passed to the iova_bitmap_for_each() callback
  * @iova: first IOVA to mark
  * @length: length of the range to mark, not 0
  *
- * Sets the bits of every page of the range [@iova, @iova + @length - 1].
- * Only to be called from the iova_bitmap_for_each() callback, for IOVAs
- * within the range it was passed; bits beyond the pinned window are
- * silently dropped.
+ * Sets the bit of every page of [@iova, @iova + @length - 1].  Only for the
+ * iova_bitmap_for_each() callback, with IOVAs within the range it was
+ * passed: bits beyond the pinned window are dropped.
  */
 void iova_bitmap_set(struct iova_bitmap *bitmap,
 		     unsigned long iova, size_t length)
 {
-	struct iova_bitmap_map *mapped = &bitmap->mapped;
-	unsigned long first_bit = mapped->pgoff * BITS_PER_BYTE;
-	unsigned long cur_bit = first_bit +
-				((iova - mapped->iova) >> mapped->pgshift);
-	unsigned long last_bit = first_bit +
-				 ((iova + length - 1 - mapped->iova) >>
-				  mapped->pgshift);
+	struct iova_bitmap_map *window = &bitmap->mapped;
+	unsigned long base = window->pgoff * BITS_PER_BYTE;
+	unsigned long bit = base + ((iova - window->iova) >> window->pgshift);
+	unsigned long last = base + ((iova + length - 1 - window->iova) >>
+				     window->pgshift);
 
+	/* Page by page of the window, each mapped while its bits are set */
 	do {
-		unsigned long page_idx = cur_bit / BITS_PER_PAGE;
-		unsigned int offset = cur_bit % BITS_PER_PAGE;
-		unsigned int nbits = min(BITS_PER_PAGE - offset,
-					 last_bit - cur_bit + 1);
+		unsigned long page = bit / BITS_PER_PAGE;
+		unsigned long first = bit % BITS_PER_PAGE;
+		unsigned long count = min(BITS_PER_PAGE - first, last - bit + 1);
 		void *kaddr;
 
-		if (unlikely(page_idx >= mapped->npages))
-			break;
+		if (unlikely(page >= window->npages))
+			return;
 
-		kaddr = kmap_local_page(mapped->pages[page_idx]);
-		bitmap_set(kaddr, offset, nbits);
+		kaddr = kmap_local_page(window->pages[page]);
+		bitmap_set(kaddr, first, count);
 		kunmap_local(kaddr);
-		cur_bit += nbits;
-	} while (cur_bit <= last_bit);
+		bit += count;
+	} while (bit <= last);
 }
 EXPORT_SYMBOL_GPL(iova_bitmap_set);

@@ -2,16 +2,17 @@
 /*
  * vfio-core: the VFIO device core
  *
- * Owns struct vfio_device: device sets, allocation and registration, the
- * device file and VFIO_DEVICE_FEATURE, the helpers for vfio drivers, the
- * KVM reference a device holds while open, and the module itself.  Groups
- * live in group.c, containers in container.c; the lock order of the module
- * is written down at the top of group.c.
+ * Owns struct vfio_device: device sets, the life of a device from allocation
+ * through registration to release, the device file with VFIO_DEVICE_FEATURE
+ * (migration and DMA logging), the helpers vfio drivers call, the KVM
+ * reference a device holds while open, and the module itself.  Groups live in
+ * group.c, containers in container.c, the dirty bitmap walk in iova_bitmap.c;
+ * the lock order of the module is written down at the top of group.c.
  *
- * Based on drivers/vfio/vfio_main.c of Linux 6.1,
+ * Behaviour and ABI follow drivers/vfio/vfio_main.c of Linux 6.1,
  * Copyright (C) 2012 Red Hat, Inc.  All rights reserved.
  *     Author: Alex Williamson <alex.williamson@redhat.com>
- * derived from the original vfio,
+ * itself derived from the original vfio,
  * Copyright 2010 Cisco Systems, Inc.  All rights reserved.
  *     Author: Tom Lyon, pugs@cisco.com
  */
@@ -32,6 +33,7 @@
 #include <linux/list.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/nospec.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/rwsem.h>
@@ -47,15 +49,6 @@
 #include <linux/interval_tree.h>
 #include <linux/iova_bitmap.h>
 #include "vfio.h"
-/*
- * Only for the prototypes of kvm_get_kvm_safe() and kvm_put_kvm() that
- * symbol_get() needs.  Hidden from genksyms: it defines struct kvm, which the
- * exports reach through vfio_device->kvm, and including it visibly changes
- * the CRCs of 13 exports (measured).
- */
-#ifndef __GENKSYMS__
-#include <linux/kvm_host.h>
-#endif
 
 #define DRIVER_VERSION	"1.0"
 #define DRIVER_AUTHOR	"Alex Williamson <alex.williamson@redhat.com>"
@@ -66,12 +59,85 @@ static struct vfio {
 	struct ida		device_ida;	/* vfio_device->index */
 } vfio;
 
+/*
+ * The device sets, indexed by set_id.  The xarray's lock also guards the
+ * device_count of every set in it: a set is freed when its count drops to 0.
+ */
 static DEFINE_XARRAY(vfio_device_set_xa);
 static const struct file_operations vfio_device_fops;
 
 /*
  * Device sets
  */
+
+static struct vfio_device_set *vfio_device_set_alloc(void *set_id)
+{
+	struct vfio_device_set *dev_set;
+
+	dev_set = kzalloc(sizeof(*dev_set), GFP_KERNEL);
+	if (!dev_set)
+		return NULL;
+
+	dev_set->set_id = set_id;
+	mutex_init(&dev_set->lock);
+	INIT_LIST_HEAD(&dev_set->device_list);
+	return dev_set;
+}
+
+static void vfio_device_set_free(struct vfio_device_set *dev_set)
+{
+	mutex_destroy(&dev_set->lock);
+	kfree(dev_set);
+}
+
+/* The set of @set_id, created if needed, with one more device counted. */
+static struct vfio_device_set *vfio_device_set_get(void *set_id)
+{
+	unsigned long idx = (unsigned long)set_id;
+	struct vfio_device_set *dev_set, *new;
+
+	xa_lock(&vfio_device_set_xa);
+	dev_set = xa_load(&vfio_device_set_xa, idx);
+	if (dev_set)
+		dev_set->device_count++;
+	xa_unlock(&vfio_device_set_xa);
+	if (dev_set)
+		return dev_set;
+
+	/* Allocate unlocked, then install unless a racing caller did first */
+	new = vfio_device_set_alloc(set_id);
+	if (!new)
+		return ERR_PTR(-ENOMEM);
+
+	xa_lock(&vfio_device_set_xa);
+	dev_set = __xa_cmpxchg(&vfio_device_set_xa, idx, NULL, new, GFP_KERNEL);
+	if (!dev_set)
+		dev_set = new;
+	if (!xa_is_err(dev_set))
+		dev_set->device_count++;
+	xa_unlock(&vfio_device_set_xa);
+
+	if (dev_set != new)
+		vfio_device_set_free(new);
+	if (xa_is_err(dev_set))
+		return ERR_PTR(xa_err(dev_set));
+	return dev_set;
+}
+
+/* Uncount a device of @dev_set; the last one frees the set. */
+static void vfio_device_set_put(struct vfio_device_set *dev_set)
+{
+	bool last;
+
+	xa_lock(&vfio_device_set_xa);
+	last = !--dev_set->device_count;
+	if (last)
+		__xa_erase(&vfio_device_set_xa, (unsigned long)dev_set->set_id);
+	xa_unlock(&vfio_device_set_xa);
+
+	if (last)
+		vfio_device_set_free(dev_set);
+}
 
 /**
  * vfio_assign_device_set - Put a device into the device set of an id
@@ -81,51 +147,21 @@ static const struct file_operations vfio_device_fops;
  * The devices of a set share one lock, held around their open_device() and
  * close_device(), so a driver can act on all of them (e.g. a bus reset)
  * when none is open.  A device registered without a set gets a set of its
- * own.
+ * own.  The device leaves the set when it is released.
  *
- * Return: 0 or a negative errno.
+ * Return: 0, -EINVAL for a NULL @set_id, or -ENOMEM.
  */
 int vfio_assign_device_set(struct vfio_device *device, void *set_id)
 {
-	unsigned long idx = (unsigned long)set_id;
-	struct vfio_device_set *new_dev_set;
 	struct vfio_device_set *dev_set;
 
 	if (WARN_ON(!set_id))
 		return -EINVAL;
 
-	/* Fast path: the set exists, take a reference under the xa lock */
-	xa_lock(&vfio_device_set_xa);
-	dev_set = xa_load(&vfio_device_set_xa, idx);
-	if (dev_set)
-		goto found_get_ref;
-	xa_unlock(&vfio_device_set_xa);
+	dev_set = vfio_device_set_get(set_id);
+	if (IS_ERR(dev_set))
+		return PTR_ERR(dev_set);
 
-	new_dev_set = kzalloc(sizeof(*new_dev_set), GFP_KERNEL);
-	if (!new_dev_set)
-		return -ENOMEM;
-	mutex_init(&new_dev_set->lock);
-	INIT_LIST_HEAD(&new_dev_set->device_list);
-	new_dev_set->set_id = set_id;
-
-	/* Install ours unless another caller installed one meanwhile */
-	xa_lock(&vfio_device_set_xa);
-	dev_set = __xa_cmpxchg(&vfio_device_set_xa, idx, NULL, new_dev_set,
-			       GFP_KERNEL);
-	if (!dev_set) {
-		dev_set = new_dev_set;
-		goto found_get_ref;
-	}
-
-	kfree(new_dev_set);
-	if (xa_is_err(dev_set)) {
-		xa_unlock(&vfio_device_set_xa);
-		return xa_err(dev_set);
-	}
-
-found_get_ref:
-	dev_set->device_count++;
-	xa_unlock(&vfio_device_set_xa);
 	mutex_lock(&dev_set->lock);
 	device->dev_set = dev_set;
 	list_add_tail(&device->dev_set_list, &dev_set->device_list);
@@ -134,7 +170,8 @@ found_get_ref:
 }
 EXPORT_SYMBOL_GPL(vfio_assign_device_set);
 
-static void vfio_release_device_set(struct vfio_device *device)
+/* Undo vfio_assign_device_set(), if the device was put in a set. */
+static void vfio_device_leave_set(struct vfio_device *device)
 {
 	struct vfio_device_set *dev_set = device->dev_set;
 
@@ -144,15 +181,7 @@ static void vfio_release_device_set(struct vfio_device *device)
 	mutex_lock(&dev_set->lock);
 	list_del(&device->dev_set_list);
 	mutex_unlock(&dev_set->lock);
-
-	xa_lock(&vfio_device_set_xa);
-	if (!--dev_set->device_count) {
-		__xa_erase(&vfio_device_set_xa,
-			   (unsigned long)dev_set->set_id);
-		mutex_destroy(&dev_set->lock);
-		kfree(dev_set);
-	}
-	xa_unlock(&vfio_device_set_xa);
+	vfio_device_set_put(dev_set);
 }
 
 /**
@@ -163,19 +192,19 @@ static void vfio_release_device_set(struct vfio_device *device)
  */
 unsigned int vfio_device_set_open_count(struct vfio_device_set *dev_set)
 {
-	struct vfio_device *cur;
 	unsigned int open_count = 0;
+	struct vfio_device *device;
 
 	lockdep_assert_held(&dev_set->lock);
 
-	list_for_each_entry(cur, &dev_set->device_list, dev_set_list)
-		open_count += cur->open_count;
+	list_for_each_entry(device, &dev_set->device_list, dev_set_list)
+		open_count += device->open_count;
 	return open_count;
 }
 EXPORT_SYMBOL_GPL(vfio_device_set_open_count);
 
 /*
- * Device objects
+ * The life of a device: allocation, registration, unregistration, release
  */
 
 /**
@@ -201,31 +230,79 @@ bool vfio_device_try_get_registration(struct vfio_device *device)
 	return refcount_inc_not_zero(&device->refcount);
 }
 
-/* device.release, reached through vfio_put_device() */
+/* device.release, reached through the last vfio_put_device() */
 static void vfio_device_release(struct device *dev)
 {
-	struct vfio_device *device =
-			container_of(dev, struct vfio_device, device);
+	struct vfio_device *device = container_of(dev, struct vfio_device,
+						  device);
 
-	vfio_release_device_set(device);
+	vfio_device_leave_set(device);
 	ida_free(&vfio.device_ida, device->index);
 
 	/*
-	 * The driver frees the memory in its release op (vfio_free_device()
-	 * for most): vfio-ccw embeds the vfio_device in a structure with a
-	 * lifetime of its own.
+	 * The memory is the driver's to free, in its release op (most use
+	 * vfio_free_device()): vfio-ccw embeds the vfio_device in a structure
+	 * with a lifetime of its own.
 	 */
 	device->ops->release(device);
 }
 
 /**
- * _vfio_alloc_device - Allocate and initialize a vfio_device
- * @size: size of the driver structure embedding the vfio_device first
+ * vfio_init_device - Initialize a vfio_device the driver allocated itself
+ * @device: the zeroed vfio_device
  * @dev: the device to drive
  * @ops: the driver callbacks; @ops->init, if set, initializes the rest
  *
- * Drivers use the vfio_alloc_device() wrapper.  After success, release the
- * structure with vfio_put_device().
+ * Only for vfio-ccw; other drivers use vfio_alloc_device().  After success
+ * the device is released with vfio_put_device().
+ *
+ * Return: 0, or a negative errno with nothing left to undo.
+ */
+int vfio_init_device(struct vfio_device *device, struct device *dev,
+		     const struct vfio_device_ops *ops)
+{
+	int index, ret;
+
+	index = ida_alloc_max(&vfio.device_ida, MINORMASK, GFP_KERNEL);
+	if (index < 0) {
+		dev_dbg(dev, "no vfio device index left: %d\n", index);
+		return index;
+	}
+
+	device->index = index;
+	device->dev = dev;
+	device->ops = ops;
+	init_completion(&device->comp);
+
+	if (ops->init) {
+		ret = ops->init(device);
+		if (ret)
+			goto err_free_index;
+	}
+
+	/* From here on, the last vfio_put_device() calls vfio_device_release() */
+	device_initialize(&device->device);
+	device->device.release = vfio_device_release;
+	device->device.class = vfio.device_class;
+	device->device.parent = dev;
+	return 0;
+
+err_free_index:
+	/* @ops->init may have put the device in a set before failing */
+	vfio_device_leave_set(device);
+	ida_free(&vfio.device_ida, index);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(vfio_init_device);
+
+/**
+ * _vfio_alloc_device - Allocate and initialize a vfio_device
+ * @size: size of the driver structure that embeds the vfio_device first
+ * @dev: the device to drive
+ * @ops: the driver callbacks; @ops->init, if set, initializes the rest
+ *
+ * Drivers use the vfio_alloc_device() wrapper.  After success the structure
+ * is released with vfio_put_device().
  *
  * Return: the vfio_device or an ERR_PTR().
  */
@@ -235,7 +312,7 @@ struct vfio_device *_vfio_alloc_device(size_t size, struct device *dev,
 	struct vfio_device *device;
 	int ret;
 
-	if (WARN_ON(size < sizeof(struct vfio_device)))
+	if (WARN_ON(size < sizeof(*device)))
 		return ERR_PTR(-EINVAL);
 
 	device = kvzalloc(size, GFP_KERNEL);
@@ -243,61 +320,13 @@ struct vfio_device *_vfio_alloc_device(size_t size, struct device *dev,
 		return ERR_PTR(-ENOMEM);
 
 	ret = vfio_init_device(device, dev, ops);
-	if (ret)
-		goto err_free;
+	if (ret) {
+		kvfree(device);
+		return ERR_PTR(ret);
+	}
 	return device;
-
-err_free:
-	kvfree(device);
-	return ERR_PTR(ret);
 }
 EXPORT_SYMBOL_GPL(_vfio_alloc_device);
-
-/**
- * vfio_init_device - Initialize a vfio_device the driver allocated itself
- * @device: the zeroed vfio_device
- * @dev: the device to drive
- * @ops: the driver callbacks; @ops->init, if set, initializes the rest
- *
- * Only for vfio-ccw; other drivers use vfio_alloc_device().
- *
- * Return: 0 or a negative errno.
- */
-int vfio_init_device(struct vfio_device *device, struct device *dev,
-		     const struct vfio_device_ops *ops)
-{
-	int ret;
-
-	ret = ida_alloc_max(&vfio.device_ida, MINORMASK, GFP_KERNEL);
-	if (ret < 0) {
-		dev_dbg(dev, "Error to alloc index\n");
-		return ret;
-	}
-
-	device->index = ret;
-	init_completion(&device->comp);
-	device->dev = dev;
-	device->ops = ops;
-
-	if (ops->init) {
-		ret = ops->init(device);
-		if (ret)
-			goto err_uninit;
-	}
-
-	device_initialize(&device->device);
-	device->device.release = vfio_device_release;
-	device->device.class = vfio.device_class;
-	device->device.parent = device->dev;
-	return 0;
-
-err_uninit:
-	/* @ops->init may have joined a device set */
-	vfio_release_device_set(device);
-	ida_free(&vfio.device_ida, device->index);
-	return ret;
-}
-EXPORT_SYMBOL_GPL(vfio_init_device);
 
 /**
  * vfio_free_device - Free a vfio_device from vfio_alloc_device()
@@ -312,20 +341,17 @@ void vfio_free_device(struct vfio_device *device)
 }
 EXPORT_SYMBOL_GPL(vfio_free_device);
 
-/*
- * Registration
- */
-
-static int __vfio_register_dev(struct vfio_device *device,
-			       enum vfio_group_type type)
+static int vfio_device_register(struct vfio_device *device,
+				enum vfio_group_type type)
 {
 	int ret;
 
-	/* Takes a drivers reference on the group for the device */
+	/* Finds or creates the group; device->group holds a drivers ref */
 	ret = vfio_device_set_group(device, type);
 	if (ret)
 		return ret;
 
+	/* A device its driver put in no set is a set of its own */
 	if (!device->dev_set) {
 		ret = vfio_assign_device_set(device, device);
 		if (ret)
@@ -340,9 +366,10 @@ static int __vfio_register_dev(struct vfio_device *device,
 	if (ret)
 		goto err_remove_group;
 
-	/* The registration reference, dropped by unregister */
+	/* The registration reference, dropped by vfio_unregister_group_dev() */
 	refcount_set(&device->refcount, 1);
 
+	/* Last: from here on the group's users can find and open the device */
 	vfio_device_group_register(device);
 	return 0;
 
@@ -352,159 +379,90 @@ err_remove_group:
 }
 
 /**
- * vfio_register_group_dev - Register a device with an IOMMU
+ * vfio_register_group_dev - Register a device translated by an IOMMU
  * @device: the initialized device
  *
  * The device joins the group of its iommu_group (or a noiommu group when
- * enabled) and shows up in /sys/class/vfio-dev.
+ * enabled), shows up in /sys/class/vfio-dev and can be opened from then on.
  *
  * Return: 0 or a negative errno.
  */
 int vfio_register_group_dev(struct vfio_device *device)
 {
-	return __vfio_register_dev(device, VFIO_IOMMU);
+	return vfio_device_register(device, VFIO_IOMMU);
 }
 EXPORT_SYMBOL_GPL(vfio_register_group_dev);
 
 /**
- * vfio_register_emulated_iommu_dev - Register a device without IOMMU
+ * vfio_register_emulated_iommu_dev - Register a device without an IOMMU
  * @device: the initialized device
  *
  * For devices whose DMA the driver mediates (it uses vfio_pin_pages() or
- * vfio_dma_rw()); the user must not be able to make the device DMA on its
- * own.  The device gets a private group.
+ * vfio_dma_rw()): the user must not be able to make the device DMA on its
+ * own.  The device gets a group of its own.
  *
  * Return: 0 or a negative errno.
  */
 int vfio_register_emulated_iommu_dev(struct vfio_device *device)
 {
-	return __vfio_register_dev(device, VFIO_EMULATED_IOMMU);
+	return vfio_device_register(device, VFIO_EMULATED_IOMMU);
 }
 EXPORT_SYMBOL_GPL(vfio_register_emulated_iommu_dev);
+
+/*
+ * Wait until the last registration reference is gone: every device file is
+ * closed.  Asks the driver (request op) to make the user let go, at once and
+ * then every 10 seconds.  A signal ends only the interruptible part: the
+ * wait goes on uninterruptibly, with a warning naming the blocked task.
+ */
+static void vfio_device_wait_for_users(struct vfio_device *device)
+{
+	bool interruptible = true;
+	unsigned int requests = 0;
+	long left;
+
+	if (try_wait_for_completion(&device->comp))
+		return;
+
+	do {
+		if (device->ops->request)
+			device->ops->request(device, requests++);
+
+		if (!interruptible) {
+			left = wait_for_completion_timeout(&device->comp,
+							   10 * HZ);
+			continue;
+		}
+
+		left = wait_for_completion_interruptible_timeout(&device->comp,
+								 10 * HZ);
+		if (left < 0) {
+			interruptible = false;
+			dev_warn(device->dev,
+				 "Device is currently in use, task \"%s\" (%d) blocked until device is released",
+				 current->comm, task_pid_nr(current));
+		}
+	} while (left <= 0);
+}
 
 /**
  * vfio_unregister_group_dev - Unregister a device
  * @device: a registered device
  *
- * Waits until every device file is closed, asking the driver every 10
- * seconds (its request op) to make the user let go.  The wait becomes
- * uninterruptible once a signal interrupted it.
+ * Waits until every file of the device is closed (see above), then removes
+ * the device from its group and from sysfs.  The caller still holds the
+ * device and releases it with vfio_put_device().
  */
 void vfio_unregister_group_dev(struct vfio_device *device)
 {
-	unsigned int i = 0;
-	bool interrupted = false;
-	long rc;
-
 	vfio_device_put_registration(device);
-	rc = try_wait_for_completion(&device->comp);
-	while (rc <= 0) {
-		if (device->ops->request)
-			device->ops->request(device, i++);
-
-		if (interrupted) {
-			rc = wait_for_completion_timeout(&device->comp,
-							 HZ * 10);
-		} else {
-			rc = wait_for_completion_interruptible_timeout(&device->comp,
-								       HZ * 10);
-			if (rc < 0) {
-				interrupted = true;
-				dev_warn(device->dev,
-					 "Device is currently in use, task \"%s\" (%d) blocked until device is released",
-					 current->comm, task_pid_nr(current));
-			}
-		}
-	}
+	vfio_device_wait_for_users(device);
 
 	vfio_device_group_unregister(device);
-
-	/* Pairs with device_add() in __vfio_register_dev() */
 	device_del(&device->device);
-
 	vfio_device_remove_group(device);
 }
 EXPORT_SYMBOL_GPL(vfio_unregister_group_dev);
-
-/*
- * The KVM reference of an open device
- *
- * vfio.ko must load without kvm.ko, so it reaches KVM through symbol_get().
- * vfio_device_get_kvm_safe() keeps the module reference of its
- * symbol_get(kvm_put_kvm) for as long as device->kvm holds a VM reference:
- * that pins kvm.ko, so vfio_device_put_kvm() can look kvm_put_kvm() up
- * again without failing and needs no state beyond device->kvm.
- */
-
-/**
- * vfio_device_get_kvm_safe - Take a KVM reference for an opening device
- * @device: the device, being opened for the first time
- * @kvm: the VM the device is to be used with
- *
- * Sets device->kvm, for the driver's open_device(), if the VM is not already
- * being destroyed.  The caller keeps @kvm from being freed during the call,
- * possibly with a spinlock held: this neither sleeps nor takes locks.
- */
-void vfio_device_get_kvm_safe(struct vfio_device *device, struct kvm *kvm)
-{
-	void (*put)(struct kvm *kvm);
-	bool (*get)(struct kvm *kvm);
-	bool got;
-
-	lockdep_assert_held(&device->dev_set->lock);
-
-	/* @kvm comes from kvm.ko, which a live VM keeps loaded */
-	put = symbol_get(kvm_put_kvm);
-	if (WARN_ON(!put))
-		return;
-
-	get = symbol_get(kvm_get_kvm_safe);
-	if (WARN_ON(!get))
-		goto err_put_symbol;
-
-	got = get(kvm);
-	symbol_put(kvm_get_kvm_safe);
-	if (!got)
-		goto err_put_symbol;
-
-	/* The kvm_put_kvm module reference stays until vfio_device_put_kvm() */
-	device->kvm = kvm;
-	return;
-
-err_put_symbol:
-	symbol_put(kvm_put_kvm);
-}
-
-/**
- * vfio_device_put_kvm - Drop the KVM reference of a device
- * @device: the device, after its last close or a failed first open
- *
- * Drops what vfio_device_get_kvm_safe() took, if anything, and clears
- * device->kvm.  May free the VM.
- */
-void vfio_device_put_kvm(struct vfio_device *device)
-{
-	void (*put)(struct kvm *kvm);
-
-	lockdep_assert_held(&device->dev_set->lock);
-
-	if (!device->kvm)
-		return;
-
-	/*
-	 * Cannot fail: the reference kept since vfio_device_get_kvm_safe()
-	 * pins kvm.ko.  If it did, leak both references rather than unpin
-	 * kvm.ko under a live VM reference.
-	 */
-	put = symbol_get(kvm_put_kvm);
-	if (!WARN_ON(!put)) {
-		put(device->kvm);
-		symbol_put(kvm_put_kvm);
-		/* The reference kept since vfio_device_get_kvm_safe() */
-		symbol_put(kvm_put_kvm);
-	}
-	device->kvm = NULL;
-}
 
 /*
  * The device file
@@ -544,34 +502,6 @@ struct file *vfio_device_alloc_file(struct vfio_device *device)
 	return filep;
 }
 
-/* Resume a device with runtime PM for an ioctl; 0 or -EIO. */
-static int vfio_device_pm_runtime_get(struct vfio_device *device)
-{
-	struct device *dev = device->dev;
-
-	if (dev->driver && dev->driver->pm) {
-		int ret;
-
-		ret = pm_runtime_resume_and_get(dev);
-		if (ret) {
-			dev_info_ratelimited(dev,
-					     "vfio: runtime resume failed %d\n",
-					     ret);
-			return -EIO;
-		}
-	}
-
-	return 0;
-}
-
-static void vfio_device_pm_runtime_put(struct vfio_device *device)
-{
-	struct device *dev = device->dev;
-
-	if (dev->driver && dev->driver->pm)
-		pm_runtime_put(dev);
-}
-
 static int vfio_device_fops_release(struct inode *inode, struct file *filep)
 {
 	struct vfio_device *device = filep->private_data;
@@ -583,293 +513,316 @@ static int vfio_device_fops_release(struct inode *inode, struct file *filep)
 	return 0;
 }
 
+/* A device whose driver has dev_pm_ops is resumed around each ioctl. */
+static bool vfio_device_has_runtime_pm(struct vfio_device *device)
+{
+	return device->dev->driver && device->dev->driver->pm;
+}
+
+static int vfio_device_pm_runtime_get(struct vfio_device *device)
+{
+	int ret;
+
+	if (!vfio_device_has_runtime_pm(device))
+		return 0;
+
+	ret = pm_runtime_resume_and_get(device->dev);
+	if (!ret)
+		return 0;
+
+	dev_info_ratelimited(device->dev, "vfio: runtime resume failed %d\n",
+			     ret);
+	return -EIO;
+}
+
+static void vfio_device_pm_runtime_put(struct vfio_device *device)
+{
+	if (vfio_device_has_runtime_pm(device))
+		pm_runtime_put(device->dev);
+}
+
+/*
+ * Migration: the state machine
+ *
+ * The states of a migrating device form a tree rooted at STOP, and a driver
+ * implements exactly the arcs between a state and its parent, both ways:
+ *
+ *	RUNNING -- RUNNING_P2P -- STOP -- STOP_COPY
+ *	                           |
+ *	                           +----- RESUMING
+ *
+ * A device without VFIO_MIGRATION_P2P lacks RUNNING_P2P and goes between
+ * RUNNING and STOP directly.  Any other transition is split into these arcs
+ * along the path through the tree.  ERROR is outside the tree: no arc leads
+ * into or out of it.
+ */
+#define VFIO_MIG_NEEDS_BASE	VFIO_MIGRATION_STOP_COPY
+#define VFIO_MIG_NEEDS_P2P	(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P)
+
+struct vfio_mig_state {
+	u8 parent;	/* one arc closer to STOP */
+	u32 needs;	/* the migration_flags a device needs for the state */
+};
+
+static const struct vfio_mig_state vfio_mig_states[] = {
+	[VFIO_DEVICE_STATE_ERROR] = { VFIO_DEVICE_STATE_ERROR, ~0U },
+	[VFIO_DEVICE_STATE_STOP] = { VFIO_DEVICE_STATE_STOP, VFIO_MIG_NEEDS_BASE },
+	[VFIO_DEVICE_STATE_RUNNING] = { VFIO_DEVICE_STATE_RUNNING_P2P, VFIO_MIG_NEEDS_BASE },
+	[VFIO_DEVICE_STATE_STOP_COPY] = { VFIO_DEVICE_STATE_STOP, VFIO_MIG_NEEDS_BASE },
+	[VFIO_DEVICE_STATE_RESUMING] = { VFIO_DEVICE_STATE_STOP, VFIO_MIG_NEEDS_BASE },
+	[VFIO_DEVICE_STATE_RUNNING_P2P] = { VFIO_DEVICE_STATE_STOP, VFIO_MIG_NEEDS_P2P },
+};
+
+static bool vfio_mig_state_supported(struct vfio_device *device,
+				     enum vfio_device_mig_state state)
+{
+	u32 needs;
+
+	if (state >= ARRAY_SIZE(vfio_mig_states))
+		return false;
+	needs = vfio_mig_states[state].needs;
+	return (device->migration_flags & needs) == needs;
+}
+
+/* The state one arc from @from towards @to; distinct states of the tree. */
+static enum vfio_device_mig_state
+vfio_mig_step(enum vfio_device_mig_state from, enum vfio_device_mig_state to)
+{
+	enum vfio_device_mig_state state;
+
+	/* Down, if @to lies below @from: to the child on the way to @to */
+	for (state = to; state != VFIO_DEVICE_STATE_STOP;
+	     state = vfio_mig_states[state].parent)
+		if (vfio_mig_states[state].parent == from)
+			return state;
+
+	/* Up otherwise */
+	return vfio_mig_states[from].parent;
+}
+
 /**
  * vfio_mig_get_next_state - The next step towards a migration state
  * @device: the device, with its migration_flags set
  * @cur_fsm: the state the device is in
  * @new_fsm: the state to reach
- * @next_fsm: set to the next state to go to
+ * @next_fsm: set to the state to go to next
  *
- * Splits the arc from @cur_fsm to @new_fsm into arcs a driver implements,
- * skipping the states the device does not support; a driver calls it until
- * @next_fsm is @new_fsm.  Drivers implement RESUMING <-> STOP <-> STOP_COPY,
- * plus RUNNING <-> RUNNING_P2P <-> STOP with P2P or RUNNING <-> STOP without.
+ * Splits the transition from @cur_fsm to @new_fsm into the arcs a driver
+ * implements: RESUMING <-> STOP <-> STOP_COPY, plus RUNNING <-> RUNNING_P2P
+ * <-> STOP with VFIO_MIGRATION_P2P or RUNNING <-> STOP without.  A driver
+ * calls it, and takes the step, until @next_fsm is @new_fsm.
  *
- * Return: 0, or -EINVAL if @new_fsm is not reachable (or not supported).
+ * Return: 0; or -EINVAL if the device does not support @new_fsm (it warns
+ * when it does not support @cur_fsm), or if either is ERROR.
  */
 int vfio_mig_get_next_state(struct vfio_device *device,
 			    enum vfio_device_mig_state cur_fsm,
 			    enum vfio_device_mig_state new_fsm,
 			    enum vfio_device_mig_state *next_fsm)
 {
-	enum { VFIO_DEVICE_NUM_STATES = VFIO_DEVICE_STATE_RUNNING_P2P + 1 };
-	/*
-	 * next[from][to] is the first step from @from towards @to.  The path
-	 * through the full state machine (with P2P):
-	 *   RUNNING - RUNNING_P2P - STOP - { STOP_COPY, RESUMING }
-	 * ERROR is final.
-	 */
-	static const u8 next[VFIO_DEVICE_NUM_STATES][VFIO_DEVICE_NUM_STATES] = {
-		[VFIO_DEVICE_STATE_STOP] = {
-			[VFIO_DEVICE_STATE_STOP] = VFIO_DEVICE_STATE_STOP,
-			[VFIO_DEVICE_STATE_RUNNING] = VFIO_DEVICE_STATE_RUNNING_P2P,
-			[VFIO_DEVICE_STATE_STOP_COPY] = VFIO_DEVICE_STATE_STOP_COPY,
-			[VFIO_DEVICE_STATE_RESUMING] = VFIO_DEVICE_STATE_RESUMING,
-			[VFIO_DEVICE_STATE_RUNNING_P2P] = VFIO_DEVICE_STATE_RUNNING_P2P,
-			[VFIO_DEVICE_STATE_ERROR] = VFIO_DEVICE_STATE_ERROR,
-		},
-		[VFIO_DEVICE_STATE_RUNNING] = {
-			[VFIO_DEVICE_STATE_STOP] = VFIO_DEVICE_STATE_RUNNING_P2P,
-			[VFIO_DEVICE_STATE_RUNNING] = VFIO_DEVICE_STATE_RUNNING,
-			[VFIO_DEVICE_STATE_STOP_COPY] = VFIO_DEVICE_STATE_RUNNING_P2P,
-			[VFIO_DEVICE_STATE_RESUMING] = VFIO_DEVICE_STATE_RUNNING_P2P,
-			[VFIO_DEVICE_STATE_RUNNING_P2P] = VFIO_DEVICE_STATE_RUNNING_P2P,
-			[VFIO_DEVICE_STATE_ERROR] = VFIO_DEVICE_STATE_ERROR,
-		},
-		[VFIO_DEVICE_STATE_STOP_COPY] = {
-			[VFIO_DEVICE_STATE_STOP] = VFIO_DEVICE_STATE_STOP,
-			[VFIO_DEVICE_STATE_RUNNING] = VFIO_DEVICE_STATE_STOP,
-			[VFIO_DEVICE_STATE_STOP_COPY] = VFIO_DEVICE_STATE_STOP_COPY,
-			[VFIO_DEVICE_STATE_RESUMING] = VFIO_DEVICE_STATE_STOP,
-			[VFIO_DEVICE_STATE_RUNNING_P2P] = VFIO_DEVICE_STATE_STOP,
-			[VFIO_DEVICE_STATE_ERROR] = VFIO_DEVICE_STATE_ERROR,
-		},
-		[VFIO_DEVICE_STATE_RESUMING] = {
-			[VFIO_DEVICE_STATE_STOP] = VFIO_DEVICE_STATE_STOP,
-			[VFIO_DEVICE_STATE_RUNNING] = VFIO_DEVICE_STATE_STOP,
-			[VFIO_DEVICE_STATE_STOP_COPY] = VFIO_DEVICE_STATE_STOP,
-			[VFIO_DEVICE_STATE_RESUMING] = VFIO_DEVICE_STATE_RESUMING,
-			[VFIO_DEVICE_STATE_RUNNING_P2P] = VFIO_DEVICE_STATE_STOP,
-			[VFIO_DEVICE_STATE_ERROR] = VFIO_DEVICE_STATE_ERROR,
-		},
-		[VFIO_DEVICE_STATE_RUNNING_P2P] = {
-			[VFIO_DEVICE_STATE_STOP] = VFIO_DEVICE_STATE_STOP,
-			[VFIO_DEVICE_STATE_RUNNING] = VFIO_DEVICE_STATE_RUNNING,
-			[VFIO_DEVICE_STATE_STOP_COPY] = VFIO_DEVICE_STATE_STOP,
-			[VFIO_DEVICE_STATE_RESUMING] = VFIO_DEVICE_STATE_STOP,
-			[VFIO_DEVICE_STATE_RUNNING_P2P] = VFIO_DEVICE_STATE_RUNNING_P2P,
-			[VFIO_DEVICE_STATE_ERROR] = VFIO_DEVICE_STATE_ERROR,
-		},
-		[VFIO_DEVICE_STATE_ERROR] = {
-			[VFIO_DEVICE_STATE_STOP] = VFIO_DEVICE_STATE_ERROR,
-			[VFIO_DEVICE_STATE_RUNNING] = VFIO_DEVICE_STATE_ERROR,
-			[VFIO_DEVICE_STATE_STOP_COPY] = VFIO_DEVICE_STATE_ERROR,
-			[VFIO_DEVICE_STATE_RESUMING] = VFIO_DEVICE_STATE_ERROR,
-			[VFIO_DEVICE_STATE_RUNNING_P2P] = VFIO_DEVICE_STATE_ERROR,
-			[VFIO_DEVICE_STATE_ERROR] = VFIO_DEVICE_STATE_ERROR,
-		},
-	};
-	/* The migration_flags a device needs to support each state */
-	static const unsigned int needs[VFIO_DEVICE_NUM_STATES] = {
-		[VFIO_DEVICE_STATE_STOP] = VFIO_MIGRATION_STOP_COPY,
-		[VFIO_DEVICE_STATE_RUNNING] = VFIO_MIGRATION_STOP_COPY,
-		[VFIO_DEVICE_STATE_STOP_COPY] = VFIO_MIGRATION_STOP_COPY,
-		[VFIO_DEVICE_STATE_RESUMING] = VFIO_MIGRATION_STOP_COPY,
-		[VFIO_DEVICE_STATE_RUNNING_P2P] =
-			VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P,
-		[VFIO_DEVICE_STATE_ERROR] = ~0U,
-	};
-	unsigned int flags = device->migration_flags;
+	enum vfio_device_mig_state next = cur_fsm;
 
-	if (WARN_ON(cur_fsm >= ARRAY_SIZE(next) ||
-		    (needs[cur_fsm] & flags) != needs[cur_fsm]))
+	if (WARN_ON(!vfio_mig_state_supported(device, cur_fsm)))
+		return -EINVAL;
+	if (!vfio_mig_state_supported(device, new_fsm))
 		return -EINVAL;
 
-	if (new_fsm >= ARRAY_SIZE(next) ||
-	    (needs[new_fsm] & flags) != needs[new_fsm])
+	if (cur_fsm == VFIO_DEVICE_STATE_ERROR ||
+	    new_fsm == VFIO_DEVICE_STATE_ERROR) {
+		*next_fsm = VFIO_DEVICE_STATE_ERROR;
 		return -EINVAL;
+	}
 
-	/* Walk through the states the device lacks */
-	*next_fsm = next[cur_fsm][new_fsm];
-	while ((needs[*next_fsm] & flags) != needs[*next_fsm])
-		*next_fsm = next[*next_fsm][new_fsm];
-
-	return (*next_fsm != VFIO_DEVICE_STATE_ERROR) ? 0 : -EINVAL;
+	/* Walk the path, passing through the states the device lacks */
+	while (next != new_fsm) {
+		next = vfio_mig_step(next, new_fsm);
+		if (vfio_mig_state_supported(device, next))
+			break;
+	}
+	*next_fsm = next;
+	return 0;
 }
 EXPORT_SYMBOL_GPL(vfio_mig_get_next_state);
 
-/* Install @filp, from the driver, as a new fd and report it to the user. */
-static int vfio_ioctl_mig_return_fd(struct file *filp, void __user *arg,
-				    struct vfio_device_feature_mig_state *mig)
+/*
+ * VFIO_DEVICE_FEATURE
+ *
+ * The core implements the migration and DMA logging features for a device
+ * whose driver set mig_ops or log_ops; all other features are the driver's
+ * (its device_feature op).  Each core feature is one row of
+ * vfio_core_features[]; vfio_ioctl_device_feature() checks the header and
+ * the row's directions and size, reads the payload in and calls the row's
+ * handler, which does only what is particular to the feature.
+ */
+
+/* The payloads of the core features, as read from and written to the user */
+union vfio_feature_data {
+	struct vfio_device_feature_migration migration;
+	struct vfio_device_feature_mig_state mig_state;
+	struct vfio_device_feature_dma_logging_control log_control;
+	struct vfio_device_feature_dma_logging_report log_report;
+};
+
+/* The driver ops a core feature needs */
+enum vfio_feature_ops {
+	VFIO_FEATURE_MIG_OPS,
+	VFIO_FEATURE_LOG_OPS,
+};
+
+struct vfio_core_feature {
+	u32 directions;	/* VFIO_DEVICE_FEATURE_GET and/or _SET */
+	u32 size;	/* payload the user must pass for a GET or SET */
+	bool read;	/* the handler needs the payload read in */
+	enum vfio_feature_ops ops;
+	/* @udata is the user's payload, @data its copy if @read */
+	int (*handler)(struct vfio_device *device, u32 flags,
+		       union vfio_feature_data *data, void __user *udata);
+};
+
+/* The ranges of a DMA logging start must fit in one page */
+#define VFIO_LOG_MAX_RANGES \
+	(PAGE_SIZE / sizeof(struct vfio_device_feature_dma_logging_range))
+
+static int vfio_feature_migration(struct vfio_device *device, u32 flags,
+				  union vfio_feature_data *data,
+				  void __user *udata)
+{
+	data->migration.flags = device->migration_flags;
+	if (copy_to_user(udata, &data->migration, sizeof(data->migration)))
+		return -EFAULT;
+	return 0;
+}
+
+/* Hand the data transfer file of a migration state to the user as an fd. */
+static int vfio_mig_install_data_fd(struct file *filp,
+				    struct vfio_device_feature_mig_state *mig,
+				    void __user *udata)
 {
 	int ret;
-	int fd;
 
-	fd = get_unused_fd_flags(O_CLOEXEC);
-	if (fd < 0) {
-		ret = fd;
+	mig->data_fd = get_unused_fd_flags(O_CLOEXEC);
+	if (mig->data_fd < 0) {
+		ret = mig->data_fd;
 		goto err_fput;
 	}
 
-	mig->data_fd = fd;
-	if (copy_to_user(arg, mig, sizeof(*mig))) {
+	if (copy_to_user(udata, mig, sizeof(*mig))) {
 		ret = -EFAULT;
-		goto err_put_unused;
+		goto err_put_fd;
 	}
-	fd_install(fd, filp);
+
+	fd_install(mig->data_fd, filp);
 	return 0;
 
-err_put_unused:
-	put_unused_fd(fd);
+err_put_fd:
+	put_unused_fd(mig->data_fd);
 err_fput:
 	fput(filp);
 	return ret;
 }
 
-static int
-vfio_ioctl_device_feature_mig_device_state(struct vfio_device *device,
-					   u32 flags, void __user *arg,
-					   size_t argsz)
+static int vfio_feature_mig_device_state(struct vfio_device *device,
+					 u32 flags,
+					 union vfio_feature_data *data,
+					 void __user *udata)
 {
-	size_t minsz =
-		offsetofend(struct vfio_device_feature_mig_state, data_fd);
-	struct vfio_device_feature_mig_state mig;
+	const struct vfio_migration_ops *ops = device->mig_ops;
+	struct vfio_device_feature_mig_state *mig = &data->mig_state;
+	enum vfio_device_mig_state state;
 	struct file *filp = NULL;
 	int ret;
 
-	if (!device->mig_ops)
-		return -ENOTTY;
-
-	ret = vfio_check_feature(flags, argsz,
-				 VFIO_DEVICE_FEATURE_SET |
-				 VFIO_DEVICE_FEATURE_GET,
-				 sizeof(mig));
-	if (ret != 1)
-		return ret;
-
-	if (copy_from_user(&mig, arg, minsz))
-		return -EFAULT;
-
 	if (flags & VFIO_DEVICE_FEATURE_GET) {
-		enum vfio_device_mig_state curr_state;
-
-		ret = device->mig_ops->migration_get_state(device,
-							   &curr_state);
+		ret = ops->migration_get_state(device, &state);
 		if (ret)
 			return ret;
-		mig.device_state = curr_state;
-		goto out_copy;
+		mig->device_state = state;
+	} else {
+		/* Entering a data transfer state yields its file */
+		filp = ops->migration_set_state(device, mig->device_state);
+		if (!IS_ERR_OR_NULL(filp))
+			return vfio_mig_install_data_fd(filp, mig, udata);
 	}
 
-	/* SET: a data transfer state comes with a file to transfer through */
-	filp = device->mig_ops->migration_set_state(device, mig.device_state);
-	if (IS_ERR(filp) || !filp)
-		goto out_copy;
-
-	return vfio_ioctl_mig_return_fd(filp, arg, &mig);
-out_copy:
-	mig.data_fd = -1;
-	if (copy_to_user(arg, &mig, sizeof(mig)))
+	/* No file: data_fd is -1, reported even along with a failed SET */
+	mig->data_fd = -1;
+	if (copy_to_user(udata, mig, sizeof(*mig)))
 		return -EFAULT;
-	if (IS_ERR(filp))
-		return PTR_ERR(filp);
-	return 0;
+	return PTR_ERR_OR_ZERO(filp);
 }
 
-static int vfio_ioctl_device_feature_migration(struct vfio_device *device,
-					       u32 flags, void __user *arg,
-					       size_t argsz)
+/* Whether [@iova, @iova + @length) ends beyond what an unsigned long holds */
+static bool vfio_log_range_overflows(u64 iova, u64 length)
 {
-	struct vfio_device_feature_migration mig = {
-		.flags = device->migration_flags,
-	};
-	int ret;
+	u64 end;
 
-	if (!device->mig_ops)
-		return -ENOTTY;
-
-	ret = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_GET,
-				 sizeof(mig));
-	if (ret != 1)
-		return ret;
-	if (copy_to_user(arg, &mig, sizeof(mig)))
-		return -EFAULT;
-	return 0;
+	return check_add_overflow(iova, length, &end) || end > ULONG_MAX;
 }
 
-/* The ranges of a DMA logging request must fit in one page */
-#define LOG_MAX_RANGES \
-	(PAGE_SIZE / sizeof(struct vfio_device_feature_dma_logging_range))
-
+/*
+ * Read the user's ranges into @nodes and @root: each must be aligned to the
+ * page size, fit in an unsigned long and overlap none of the others.
+ */
 static int
-vfio_ioctl_device_feature_logging_start(struct vfio_device *device,
-					u32 flags, void __user *arg,
-					size_t argsz)
+vfio_log_read_ranges(struct vfio_device_feature_dma_logging_control *ctl,
+		     struct interval_tree_node *nodes,
+		     struct rb_root_cached *root)
 {
-	size_t minsz =
-		offsetofend(struct vfio_device_feature_dma_logging_control,
-			    ranges);
-	struct vfio_device_feature_dma_logging_range __user *ranges;
-	struct vfio_device_feature_dma_logging_control control;
+	struct vfio_device_feature_dma_logging_range __user *uranges;
 	struct vfio_device_feature_dma_logging_range range;
-	struct rb_root_cached root = RB_ROOT_CACHED;
-	struct interval_tree_node *nodes;
-	u64 iova_end;
-	u32 nnodes;
-	int i, ret;
+	u32 i;
 
-	if (!device->log_ops)
-		return -ENOTTY;
-
-	ret = vfio_check_feature(flags, argsz,
-				 VFIO_DEVICE_FEATURE_SET,
-				 sizeof(control));
-	if (ret != 1)
-		return ret;
-
-	if (copy_from_user(&control, arg, minsz))
-		return -EFAULT;
-
-	nnodes = control.num_ranges;
-	if (!nnodes)
-		return -EINVAL;
-
-	if (nnodes > LOG_MAX_RANGES)
-		return -E2BIG;
-
-	ranges = u64_to_user_ptr(control.ranges);
-	nodes = kmalloc_array(nnodes, sizeof(struct interval_tree_node),
-			      GFP_KERNEL);
-	if (!nodes)
-		return -ENOMEM;
-
-	for (i = 0; i < nnodes; i++) {
-		if (copy_from_user(&range, &ranges[i], sizeof(range))) {
-			ret = -EFAULT;
-			goto out_free;
-		}
-		if (!IS_ALIGNED(range.iova, control.page_size) ||
-		    !IS_ALIGNED(range.length, control.page_size)) {
-			ret = -EINVAL;
-			goto out_free;
-		}
-
-		if (check_add_overflow(range.iova, range.length, &iova_end) ||
-		    iova_end > ULONG_MAX) {
-			ret = -EOVERFLOW;
-			goto out_free;
-		}
+	uranges = u64_to_user_ptr(ctl->ranges);
+	for (i = 0; i < ctl->num_ranges; i++) {
+		if (copy_from_user(&range, &uranges[i], sizeof(range)))
+			return -EFAULT;
+		if (!IS_ALIGNED(range.iova, ctl->page_size) ||
+		    !IS_ALIGNED(range.length, ctl->page_size))
+			return -EINVAL;
+		if (vfio_log_range_overflows(range.iova, range.length))
+			return -EOVERFLOW;
 
 		nodes[i].start = range.iova;
 		nodes[i].last = range.iova + range.length - 1;
-		/* The ranges must not overlap */
-		if (interval_tree_iter_first(&root, nodes[i].start,
-					     nodes[i].last)) {
-			ret = -EINVAL;
-			goto out_free;
-		}
-		interval_tree_insert(nodes + i, &root);
+		if (interval_tree_iter_first(root, nodes[i].start,
+					     nodes[i].last))
+			return -EINVAL;
+		interval_tree_insert(&nodes[i], root);
 	}
+	return 0;
+}
 
-	ret = device->log_ops->log_start(device, &root, nnodes,
-					 &control.page_size);
+static int vfio_feature_log_start(struct vfio_device *device, u32 flags,
+				  union vfio_feature_data *data,
+				  void __user *udata)
+{
+	struct vfio_device_feature_dma_logging_control *ctl = &data->log_control;
+	struct rb_root_cached root = RB_ROOT_CACHED;
+	struct interval_tree_node *nodes;
+	int ret;
+
+	if (!ctl->num_ranges)
+		return -EINVAL;
+	if (ctl->num_ranges > VFIO_LOG_MAX_RANGES)
+		return -E2BIG;
+
+	nodes = kmalloc_array(ctl->num_ranges, sizeof(*nodes), GFP_KERNEL);
+	if (!nodes)
+		return -ENOMEM;
+
+	ret = vfio_log_read_ranges(ctl, nodes, &root);
 	if (ret)
 		goto out_free;
 
-	/* The driver may have changed the page size */
-	if (copy_to_user(arg, &control, sizeof(control))) {
-		ret = -EFAULT;
+	ret = device->log_ops->log_start(device, &root, ctl->num_ranges,
+					 &ctl->page_size);
+	if (ret)
+		goto out_free;
+
+	/* The user learns the page size the driver chose, or nothing starts */
+	if (copy_to_user(udata, ctl, sizeof(*ctl))) {
 		device->log_ops->log_stop(device);
+		ret = -EFAULT;
 	}
 
 out_free:
@@ -877,172 +830,186 @@ out_free:
 	return ret;
 }
 
-static int
-vfio_ioctl_device_feature_logging_stop(struct vfio_device *device,
-				       u32 flags, void __user *arg,
-				       size_t argsz)
+static int vfio_feature_log_stop(struct vfio_device *device, u32 flags,
+				 union vfio_feature_data *data,
+				 void __user *udata)
 {
-	int ret;
-
-	if (!device->log_ops)
-		return -ENOTTY;
-
-	ret = vfio_check_feature(flags, argsz,
-				 VFIO_DEVICE_FEATURE_SET, 0);
-	if (ret != 1)
-		return ret;
-
 	return device->log_ops->log_stop(device);
 }
 
-static int vfio_device_log_read_and_clear(struct iova_bitmap *iter,
-					  unsigned long iova, size_t length,
-					  void *opaque)
+static int vfio_log_report_window(struct iova_bitmap *dirty,
+				  unsigned long iova, size_t length,
+				  void *opaque)
 {
 	struct vfio_device *device = opaque;
 
-	return device->log_ops->log_read_and_clear(device, iova, length, iter);
+	return device->log_ops->log_read_and_clear(device, iova, length, dirty);
 }
 
-static int
-vfio_ioctl_device_feature_logging_report(struct vfio_device *device,
-					 u32 flags, void __user *arg,
-					 size_t argsz)
+static int vfio_feature_log_report(struct vfio_device *device, u32 flags,
+				   union vfio_feature_data *data,
+				   void __user *udata)
 {
-	size_t minsz =
-		offsetofend(struct vfio_device_feature_dma_logging_report,
-			    bitmap);
-	struct vfio_device_feature_dma_logging_report report;
-	struct iova_bitmap *iter;
-	u64 iova_end;
+	struct vfio_device_feature_dma_logging_report *report =
+		&data->log_report;
+	struct iova_bitmap *dirty;
 	int ret;
 
-	if (!device->log_ops)
-		return -ENOTTY;
-
-	ret = vfio_check_feature(flags, argsz,
-				 VFIO_DEVICE_FEATURE_GET,
-				 sizeof(report));
-	if (ret != 1)
-		return ret;
-
-	if (copy_from_user(&report, arg, minsz))
-		return -EFAULT;
-
-	if (report.page_size < SZ_4K || !is_power_of_2(report.page_size))
+	if (report->page_size < SZ_4K || !is_power_of_2(report->page_size))
 		return -EINVAL;
-
-	if (check_add_overflow(report.iova, report.length, &iova_end) ||
-	    iova_end > ULONG_MAX)
+	if (vfio_log_range_overflows(report->iova, report->length))
 		return -EOVERFLOW;
 
-	iter = iova_bitmap_alloc(report.iova, report.length,
-				 report.page_size,
-				 u64_to_user_ptr(report.bitmap));
-	if (IS_ERR(iter))
-		return PTR_ERR(iter);
+	dirty = iova_bitmap_alloc(report->iova, report->length,
+				  report->page_size,
+				  u64_to_user_ptr(report->bitmap));
+	if (IS_ERR(dirty))
+		return PTR_ERR(dirty);
 
-	ret = iova_bitmap_for_each(iter, device,
-				   vfio_device_log_read_and_clear);
-
-	iova_bitmap_free(iter);
+	ret = iova_bitmap_for_each(dirty, device, vfio_log_report_window);
+	iova_bitmap_free(dirty);
 	return ret;
+}
+
+#define VFIO_FEATURE_GET_SET (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET)
+
+static const struct vfio_core_feature vfio_core_features[] = {
+	[VFIO_DEVICE_FEATURE_MIGRATION] = {
+		.directions = VFIO_DEVICE_FEATURE_GET,
+		.size = sizeof(struct vfio_device_feature_migration),
+		.ops = VFIO_FEATURE_MIG_OPS,
+		.handler = vfio_feature_migration,
+	},
+	[VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE] = {
+		.directions = VFIO_FEATURE_GET_SET,
+		.size = sizeof(struct vfio_device_feature_mig_state),
+		.read = true,
+		.ops = VFIO_FEATURE_MIG_OPS,
+		.handler = vfio_feature_mig_device_state,
+	},
+	[VFIO_DEVICE_FEATURE_DMA_LOGGING_START] = {
+		.directions = VFIO_DEVICE_FEATURE_SET,
+		.size = sizeof(struct vfio_device_feature_dma_logging_control),
+		.read = true,
+		.ops = VFIO_FEATURE_LOG_OPS,
+		.handler = vfio_feature_log_start,
+	},
+	[VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP] = {
+		.directions = VFIO_DEVICE_FEATURE_SET,
+		.size = 0,
+		.ops = VFIO_FEATURE_LOG_OPS,
+		.handler = vfio_feature_log_stop,
+	},
+	[VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT] = {
+		.directions = VFIO_DEVICE_FEATURE_GET,
+		.size = sizeof(struct vfio_device_feature_dma_logging_report),
+		.read = true,
+		.ops = VFIO_FEATURE_LOG_OPS,
+		.handler = vfio_feature_log_report,
+	},
+};
+
+/* The core's row for feature @id, or NULL if the feature is the driver's */
+static const struct vfio_core_feature *vfio_core_feature(u32 id)
+{
+	if (id >= ARRAY_SIZE(vfio_core_features))
+		return NULL;
+	id = array_index_nospec(id, ARRAY_SIZE(vfio_core_features));
+	return vfio_core_features[id].handler ? &vfio_core_features[id] : NULL;
+}
+
+static bool vfio_device_has_feature_ops(struct vfio_device *device,
+					enum vfio_feature_ops ops)
+{
+	if (ops == VFIO_FEATURE_MIG_OPS)
+		return device->mig_ops;
+	return device->log_ops;
+}
+
+/* No unknown flag, and GET together with SET only to probe */
+static bool vfio_feature_flags_valid(u32 flags)
+{
+	u32 known = VFIO_DEVICE_FEATURE_MASK | VFIO_FEATURE_GET_SET |
+		    VFIO_DEVICE_FEATURE_PROBE;
+
+	if (flags & ~known)
+		return false;
+	return (flags & VFIO_FEATURE_GET_SET) != VFIO_FEATURE_GET_SET ||
+	       (flags & VFIO_DEVICE_FEATURE_PROBE);
 }
 
 static int vfio_ioctl_device_feature(struct vfio_device *device,
 				     struct vfio_device_feature __user *arg)
 {
-	size_t minsz = offsetofend(struct vfio_device_feature, flags);
-	struct vfio_device_feature feature;
+	size_t hdrsz = offsetofend(struct vfio_device_feature, flags);
+	const struct vfio_core_feature *feature;
+	struct vfio_device_feature hdr;
+	union vfio_feature_data data;
+	size_t datasz;
+	int ret;
 
-	if (copy_from_user(&feature, arg, minsz))
+	if (copy_from_user(&hdr, arg, hdrsz))
 		return -EFAULT;
-
-	if (feature.argsz < minsz)
+	if (hdr.argsz < hdrsz || !vfio_feature_flags_valid(hdr.flags))
 		return -EINVAL;
+	datasz = hdr.argsz - hdrsz;
 
-	/* No flags beyond the known ones */
-	if (feature.flags &
-	    ~(VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_SET |
-	      VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_PROBE))
-		return -EINVAL;
-
-	/* GET and SET together only with PROBE */
-	if (!(feature.flags & VFIO_DEVICE_FEATURE_PROBE) &&
-	    (feature.flags & VFIO_DEVICE_FEATURE_SET) &&
-	    (feature.flags & VFIO_DEVICE_FEATURE_GET))
-		return -EINVAL;
-
-	switch (feature.flags & VFIO_DEVICE_FEATURE_MASK) {
-	case VFIO_DEVICE_FEATURE_MIGRATION:
-		return vfio_ioctl_device_feature_migration(device,
-							   feature.flags,
-							   arg->data,
-							   feature.argsz - minsz);
-	case VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE:
-		return vfio_ioctl_device_feature_mig_device_state(device,
-								  feature.flags,
-								  arg->data,
-								  feature.argsz - minsz);
-	case VFIO_DEVICE_FEATURE_DMA_LOGGING_START:
-		return vfio_ioctl_device_feature_logging_start(device,
-							       feature.flags,
-							       arg->data,
-							       feature.argsz - minsz);
-	case VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP:
-		return vfio_ioctl_device_feature_logging_stop(device,
-							      feature.flags,
-							      arg->data,
-							      feature.argsz - minsz);
-	case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
-		return vfio_ioctl_device_feature_logging_report(device,
-								feature.flags,
-								arg->data,
-								feature.argsz - minsz);
-	default:
-		if (unlikely(!device->ops->device_feature))
+	feature = vfio_core_feature(hdr.flags & VFIO_DEVICE_FEATURE_MASK);
+	if (!feature) {
+		if (!device->ops->device_feature)
 			return -ENOTTY;
-		return device->ops->device_feature(device, feature.flags,
-						   arg->data,
-						   feature.argsz - minsz);
+		return device->ops->device_feature(device, hdr.flags,
+						   arg->data, datasz);
 	}
+
+	if (!vfio_device_has_feature_ops(device, feature->ops))
+		return -ENOTTY;
+
+	/* 1: do the GET or SET; else the answer, 0 for a successful PROBE */
+	ret = vfio_check_feature(hdr.flags, datasz, feature->directions,
+				 feature->size);
+	if (ret != 1)
+		return ret;
+
+	if (feature->read && copy_from_user(&data, arg->data, feature->size))
+		return -EFAULT;
+	return feature->handler(device, hdr.flags, &data, arg->data);
 }
 
-static long vfio_device_fops_unl_ioctl(struct file *filep,
-				       unsigned int cmd, unsigned long arg)
+static long vfio_device_ioctl(struct vfio_device *device, unsigned int cmd,
+			      unsigned long arg)
+{
+	if (cmd == VFIO_DEVICE_FEATURE)
+		return vfio_ioctl_device_feature(device, (void __user *)arg);
+	if (!device->ops->ioctl)
+		return -EINVAL;
+	return device->ops->ioctl(device, cmd, arg);
+}
+
+static long vfio_device_fops_unl_ioctl(struct file *filep, unsigned int cmd,
+				       unsigned long arg)
 {
 	struct vfio_device *device = filep->private_data;
 	int ret;
 
+	/* The driver's ioctls run with the device resumed */
 	ret = vfio_device_pm_runtime_get(device);
-	if (ret)
-		return ret;
-
-	switch (cmd) {
-	case VFIO_DEVICE_FEATURE:
-		ret = vfio_ioctl_device_feature(device, (void __user *)arg);
-		break;
-
-	default:
-		if (unlikely(!device->ops->ioctl))
-			ret = -EINVAL;
-		else
-			ret = device->ops->ioctl(device, cmd, arg);
-		break;
+	if (!ret) {
+		/* An int, as in stock: a driver's long result is truncated */
+		ret = vfio_device_ioctl(device, cmd, arg);
+		vfio_device_pm_runtime_put(device);
 	}
-
-	vfio_device_pm_runtime_put(device);
 	return ret;
 }
 
+/* read, write and mmap are the driver's; -EINVAL if it has none */
 static ssize_t vfio_device_fops_read(struct file *filep, char __user *buf,
 				     size_t count, loff_t *ppos)
 {
 	struct vfio_device *device = filep->private_data;
 
-	if (unlikely(!device->ops->read))
+	if (!device->ops->read)
 		return -EINVAL;
-
 	return device->ops->read(device, buf, count, ppos);
 }
 
@@ -1052,34 +1019,38 @@ static ssize_t vfio_device_fops_write(struct file *filep,
 {
 	struct vfio_device *device = filep->private_data;
 
-	if (unlikely(!device->ops->write))
+	if (!device->ops->write)
 		return -EINVAL;
-
 	return device->ops->write(device, buf, count, ppos);
 }
 
-static int vfio_device_fops_mmap(struct file *filep, struct vm_area_struct *vma)
+static int vfio_device_fops_mmap(struct file *filep,
+				 struct vm_area_struct *vma)
 {
 	struct vfio_device *device = filep->private_data;
 
-	if (unlikely(!device->ops->mmap))
+	if (!device->ops->mmap)
 		return -EINVAL;
-
 	return device->ops->mmap(device, vma);
 }
 
 static const struct file_operations vfio_device_fops = {
 	.owner		= THIS_MODULE,
-	.release	= vfio_device_fops_release,
 	.read		= vfio_device_fops_read,
 	.write		= vfio_device_fops_write,
+	.mmap		= vfio_device_fops_mmap,
 	.unlocked_ioctl	= vfio_device_fops_unl_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
-	.mmap		= vfio_device_fops_mmap,
+	.release	= vfio_device_fops_release,
 };
 
 /*
- * Helpers for vfio drivers
+ * Helpers for vfio drivers: info capability chains and SET_IRQS
+ *
+ * A capability chain is built in a kernel buffer, each capability's next
+ * field holding the offset of the following one from the start of the
+ * buffer (0 ends the chain), and copied to the user after the fixed part of
+ * an info structure once vfio_info_cap_shift() rebased the offsets.
  */
 
 /**
@@ -1089,17 +1060,16 @@ static const struct file_operations vfio_device_fops = {
  * @id: capability id
  * @version: capability version
  *
- * The chain starts at offset 0 of @caps->buf, next offsets are relative to
- * it; call vfio_info_cap_shift() before copying the chain to the user after
- * the fixed part of the info structure.  On failure the chain is freed.
+ * On failure the whole chain is freed and @caps is empty.
  *
- * Return: the new, zeroed capability or ERR_PTR(-ENOMEM).
+ * Return: the new capability, zeroed but for its header, or
+ * ERR_PTR(-ENOMEM).
  */
 struct vfio_info_cap_header *vfio_info_cap_add(struct vfio_info_cap *caps,
 					       size_t size, u16 id, u16 version)
 {
+	struct vfio_info_cap_header *cap, *last;
 	void *buf;
-	struct vfio_info_cap_header *header, *tmp;
 
 	buf = krealloc(caps->buf, caps->size + size, GFP_KERNEL);
 	if (!buf) {
@@ -1109,38 +1079,40 @@ struct vfio_info_cap_header *vfio_info_cap_add(struct vfio_info_cap *caps,
 		return ERR_PTR(-ENOMEM);
 	}
 
+	/* All of it reaches the user */
+	cap = buf + caps->size;
+	memset(cap, 0, size);
+	cap->id = id;
+	cap->version = version;
+
+	/* The first capability ends up linking to itself at offset 0 */
+	last = buf;
+	while (last->next)
+		last = buf + last->next;
+	last->next = caps->size;
+
 	caps->buf = buf;
-	header = buf + caps->size;
-
-	/* All of it goes to the user */
-	memset(header, 0, size);
-
-	header->id = id;
-	header->version = version;
-
-	/* Link it after the last capability */
-	for (tmp = buf; tmp->next; tmp = buf + tmp->next)
-		;
-
-	tmp->next = caps->size;
 	caps->size += size;
-
-	return header;
+	return cap;
 }
 EXPORT_SYMBOL_GPL(vfio_info_cap_add);
 
 /**
  * vfio_info_cap_shift - Rebase the next offsets of a capability chain
- * @caps: the chain
- * @offset: where the chain will start in the user buffer
+ * @caps: the chain, not empty
+ * @offset: where the chain starts in the user's buffer
  */
 void vfio_info_cap_shift(struct vfio_info_cap *caps, size_t offset)
 {
-	struct vfio_info_cap_header *tmp;
-	void *buf = (void *)caps->buf;
+	void *buf = caps->buf;
+	struct vfio_info_cap_header *cap = buf;
+	u32 next;
 
-	for (tmp = buf; tmp->next; tmp = buf + tmp->next - offset)
-		tmp->next += offset;
+	while (cap->next) {
+		next = cap->next;
+		cap->next += offset;
+		cap = buf + next;
+	}
 }
 EXPORT_SYMBOL(vfio_info_cap_shift);
 
@@ -1150,23 +1122,37 @@ EXPORT_SYMBOL(vfio_info_cap_shift);
  * @cap: the capability, with its id and version set
  * @size: size of @cap, header included
  *
- * Return: 0 or -ENOMEM.
+ * Return: 0, or -ENOMEM with the chain freed.
  */
 int vfio_info_add_capability(struct vfio_info_cap *caps,
 			     struct vfio_info_cap_header *cap, size_t size)
 {
-	struct vfio_info_cap_header *header;
+	struct vfio_info_cap_header *copy;
 
-	header = vfio_info_cap_add(caps, size, cap->id, cap->version);
-	if (IS_ERR(header))
-		return PTR_ERR(header);
+	copy = vfio_info_cap_add(caps, size, cap->id, cap->version);
+	if (IS_ERR(copy))
+		return PTR_ERR(copy);
 
-	/* The header was filled in, and next must stay as linked */
-	memcpy(header + 1, cap + 1, size - sizeof(*header));
-
+	/* The body only: the header of the copy is already linked */
+	memcpy(copy + 1, cap + 1, size - sizeof(*copy));
 	return 0;
 }
 EXPORT_SYMBOL(vfio_info_add_capability);
+
+/* Bytes per IRQ of the data a SET_IRQS carries, or -EINVAL */
+static int vfio_irq_set_data_bytes(u32 flags)
+{
+	switch (flags & VFIO_IRQ_SET_DATA_TYPE_MASK) {
+	case VFIO_IRQ_SET_DATA_NONE:
+		return 0;
+	case VFIO_IRQ_SET_DATA_BOOL:
+		return sizeof(u8);
+	case VFIO_IRQ_SET_DATA_EVENTFD:
+		return sizeof(s32);
+	default:
+		return -EINVAL;
+	}
+}
 
 /**
  * vfio_set_irqs_validate_and_prepare - Check a VFIO_DEVICE_SET_IRQS header
@@ -1176,20 +1162,23 @@ EXPORT_SYMBOL(vfio_info_add_capability);
  * @data_size: set to the size of the data that follows the header; may be
  *             NULL only if @hdr carries no data
  *
+ * Checks the header on its own (argsz, index, unknown flags, start + count
+ * not wrapping), then against the device (the IRQ range, the data type and
+ * the size of the data).  @data_size is set to 0 once the header is valid on
+ * its own.
+ *
  * Return: 0, or -EINVAL if the header is invalid.
  */
 int vfio_set_irqs_validate_and_prepare(struct vfio_irq_set *hdr, int num_irqs,
 				       int max_irq_type, size_t *data_size)
 {
-	unsigned long minsz;
-	size_t size;
+	size_t hdrsz = offsetofend(struct vfio_irq_set, count);
+	u32 known = VFIO_IRQ_SET_DATA_TYPE_MASK | VFIO_IRQ_SET_ACTION_TYPE_MASK;
+	size_t bytes;
+	int per_irq;
 
-	minsz = offsetofend(struct vfio_irq_set, count);
-
-	if (hdr->argsz < minsz || hdr->index >= max_irq_type ||
-	    hdr->count >= (U32_MAX - hdr->start) ||
-	    (hdr->flags & ~(VFIO_IRQ_SET_DATA_TYPE_MASK |
-			    VFIO_IRQ_SET_ACTION_TYPE_MASK)))
+	if (hdr->argsz < hdrsz || hdr->index >= max_irq_type ||
+	    hdr->count >= U32_MAX - hdr->start || (hdr->flags & ~known))
 		return -EINVAL;
 
 	if (data_size)
@@ -1198,36 +1187,20 @@ int vfio_set_irqs_validate_and_prepare(struct vfio_irq_set *hdr, int num_irqs,
 	if (hdr->start >= num_irqs || hdr->start + hdr->count > num_irqs)
 		return -EINVAL;
 
-	switch (hdr->flags & VFIO_IRQ_SET_DATA_TYPE_MASK) {
-	case VFIO_IRQ_SET_DATA_NONE:
-		size = 0;
-		break;
-	case VFIO_IRQ_SET_DATA_BOOL:
-		size = sizeof(uint8_t);
-		break;
-	case VFIO_IRQ_SET_DATA_EVENTFD:
-		size = sizeof(int32_t);
-		break;
-	default:
+	per_irq = vfio_irq_set_data_bytes(hdr->flags);
+	if (per_irq <= 0)
+		return per_irq;
+
+	bytes = (size_t)hdr->count * per_irq;
+	if (hdr->argsz - hdrsz < bytes || !data_size)
 		return -EINVAL;
-	}
-
-	if (size) {
-		if (hdr->argsz - minsz < hdr->count * size)
-			return -EINVAL;
-
-		if (!data_size)
-			return -EINVAL;
-
-		*data_size = hdr->count * size;
-	}
-
+	*data_size = bytes;
 	return 0;
 }
 EXPORT_SYMBOL(vfio_set_irqs_validate_and_prepare);
 
 /*
- * Module init and exit
+ * The module
  */
 
 static int __init vfio_init(void)
@@ -1236,12 +1209,12 @@ static int __init vfio_init(void)
 
 	ida_init(&vfio.device_ida);
 
-	/* Containers, then groups: /dev/vfio/vfio and /dev/vfio/$GROUP */
+	/* Containers and groups: /dev/vfio/vfio and /dev/vfio/$GROUP */
 	ret = vfio_group_init();
 	if (ret)
 		goto err_destroy_ida;
 
-	/* /sys/class/vfio-dev/vfioX */
+	/* Registered devices: /sys/class/vfio-dev/vfio$INDEX */
 	vfio.device_class = class_create(THIS_MODULE, "vfio-dev");
 	if (IS_ERR(vfio.device_class)) {
 		ret = PTR_ERR(vfio.device_class);
@@ -1249,7 +1222,7 @@ static int __init vfio_init(void)
 		goto err_group_cleanup;
 	}
 
-	pr_info(DRIVER_DESC " version: " DRIVER_VERSION "\n");
+	pr_info("vfio-core " DRIVER_VERSION ": vfio core with the vfio/KVM lock-order fix\n");
 	return 0;
 
 err_group_cleanup:
@@ -1258,23 +1231,23 @@ err_destroy_ida:
 	ida_destroy(&vfio.device_ida);
 	return ret;
 }
+module_init(vfio_init);
 
 static void __exit vfio_cleanup(void)
 {
+	xa_destroy(&vfio_device_set_xa);
 	class_destroy(vfio.device_class);
 	vfio.device_class = NULL;
 	vfio_group_cleanup();
 	ida_destroy(&vfio.device_ida);
-	xa_destroy(&vfio_device_set_xa);
 }
-
-module_init(vfio_init);
 module_exit(vfio_cleanup);
 
-MODULE_VERSION(DRIVER_VERSION);
-MODULE_LICENSE("GPL v2");
-MODULE_AUTHOR(DRIVER_AUTHOR);
 MODULE_DESCRIPTION(DRIVER_DESC);
+MODULE_VERSION(DRIVER_VERSION);
+MODULE_AUTHOR(DRIVER_AUTHOR);
+MODULE_LICENSE("GPL v2");
+/* Loaded on the first open of /dev/vfio/vfio, with the type1 backend after */
 MODULE_ALIAS_MISCDEV(VFIO_MINOR);
 MODULE_ALIAS("devname:vfio/vfio");
 MODULE_SOFTDEP("post: vfio_iommu_type1 vfio_iommu_spapr_tce");

@@ -4,15 +4,19 @@
 # 1. Host checks: the abi-check of our vfio.ko against every amd64 6.1 ABI
 #    the mirror offers (one test each), a lint of every shell file, the
 #    host tests (tests/host/*_test.sh: DKMS in a throw-away root, the
-#    helpers against a fake sysfs) and checkpatch (tests/style.sh).
+#    helpers against a fake sysfs), checkpatch (tests/style.sh) and the
+#    own-code check (tests/own-code.sh: nothing pasted from Debian).
 # 2. Guest suites, one per lane: a kernel and the tests.list entries whose
 #    ARCHES name the lane. amd64: Debian's current amd64 kernel. s390x: the
 #    s390x test system (tests/vm/s390x-stack.sh: a stock s390x kernel plus
-#    the vfio stack built from Debian's source). Each lane first builds our
-#    vfio.ko against its kernel (and abi-checks it where the lane has a
-#    reference), the test modules (tests/kmod) and the guest programs; then
-#    every test boots in QEMU (tests/vm/run.sh) once per mode: stock, ours,
-#    swap (both, booting on stock: the live-swap test).
+#    the vfio stack built from Debian's source). debug: the amd64 guests
+#    on a kernel with lockdep, KASAN, UBSAN and kmemleak built from Debian's
+#    source (tests/vm/debug-kernel.sh), its own vfio.ko the lane's stock.
+#    Each lane first builds our vfio.ko against its kernel (and abi-checks
+#    it where the lane has a reference), the test modules (tests/kmod) and
+#    the guest programs; then every test boots in QEMU (tests/vm/run.sh)
+#    once per mode: stock, ours, swap (both, booting on stock: the
+#    live-swap test).
 # 3. The harness's self-tests (tests.list: selftest): each must end as it
 #    declares (e.g. FAIL for "no TAP plan"), else the harness is broken.
 #
@@ -25,10 +29,11 @@
 # Ends with "N passed, N failed, N skipped (...)"; exits 1 on any failure.
 #
 # Knobs (environment):
-#   ARCH=amd64|s390x|all   lanes to run (default all)
+#   ARCH=amd64|s390x|debug|all   lanes to run (default all)
 #   TESTS="a b"            only these guest tests (named tests may be
-#                          "manual" ones, e.g. selftest_wedge); host
-#                          checks are then skipped unless HOST_CHECKS=1
+#                          "manual" ones, e.g. selftest_wedge; "e2e" is
+#                          the end-to-end test); host checks are then
+#                          skipped unless HOST_CHECKS=1
 #   MODES="stock ours swap" vfio.ko flavours to test (swap: both, booting
 #                          on the stock one; the live-swap test)
 #   JOBS=N                 jobs at once (default 2; a TCG guest keeps about
@@ -44,9 +49,13 @@
 #   BOOT_TIMEOUT=S         host-side boot allowance per guest (default 180)
 #   END_GRACE=S            how long a guest may run on after its last test
 #                          (default 60; run.sh)
+#   DEBUG_FACTOR=N         the debug lane's timeouts: tests.list's times N
+#                          (default 3: lockdep and KASAN under TCG are slow)
 #   S390X=1|auto           s390x: build (or reuse from the cache) the test
 #                          system (1, default), or only use one already
 #                          built (auto); S390X_ABI picks its ABI
+#   E2E=0|1                the end-to-end test (tests/e2e/run.sh) too
+#                          (default 0; TESTS=e2e runs it alone)
 #   SKIPS=strict|report    strict (default): a skip not in
 #                          tests/expected-skips fails the run; report: list
 #                          it, do not fail (another machine kind)
@@ -60,7 +69,7 @@ cd "$repo_dir"
 "$here/deps.sh"
 
 lanes=${ARCH:-all}
-[ "$lanes" = all ] && lanes="amd64 s390x"
+[ "$lanes" = all ] && lanes="amd64 s390x debug"
 # ARCH means something else to kbuild; "make check ARCH=..." also puts it in
 # MAKEFLAGS, which the kernel builds below would inherit.
 unset ARCH MAKEFLAGS MAKEOVERRIDES MFLAGS
@@ -342,6 +351,18 @@ s390x_env() {
 
 lane amd64 amd64 amd64_env
 lane s390x s390x s390x_env
+
+# debug_env: the debug lane's kernel, Debian's linux-source-6.1 of the
+# amd64 ABI under test built with lockdep, KASAN, UBSAN, kmemleak and
+# friends (tests/vm/debug-kernel.sh; cached, keyed by the source version
+# and the config); the vfio modules built with it are the lane's stock.
+# Its tests run DEBUG_FACTOR (default 3) times tests.list's timeouts.
+debug_env() {
+	local d
+	d=$("$harness_dir/debug-kernel.sh" "$abi") || return 1
+	stack_env "$d"
+}
+lane debug amd64 debug_env "${DEBUG_FACTOR:-3}"
 
 # lane_ours_ko LANE: a vfio.ko given for the lane instead of building one.
 lane_ours_ko() {
@@ -763,7 +784,31 @@ host_style() {
 	fi
 }
 
+# host_own_code: the guide's rule 2, no run of 12+ lines identical to
+# Debian's drivers/vfio (tests/own-code.sh prints each run and the longest).
+host_own_code() {
+	local oclog=$logdir/own-code.log
+	if tests/own-code.sh >"$oclog" 2>&1; then
+		result pass "own-code: $(tail -n 1 "$oclog" | sed 's/^own-code: //; s/ identical to .*//')"
+	else
+		result fail "own-code (runs identical to Debian's drivers/vfio)"
+		show_log "$oclog"
+	fi
+}
+
+# host_e2e: the end-to-end test on a real Debian 12 system
+# (tests/e2e/run.sh), its TAP judged as a host test's; logs in $logdir/e2e.
+host_e2e() {
+	E2E_LOGDIR=$logdir/e2e host_tap_test tests/e2e/run.sh
+}
+
 # ------------------------------------------------------------------- queue
+# The end-to-end test, with E2E=1 or TESTS=e2e (not yet by default: it
+# takes longer than make check's budget allows, see the README): queued
+# first, as the longest job (about one core, two while its side phases run).
+if [ "${E2E:-0}" = 1 ] || [[ " $tests_filter " == *" e2e "* ]]; then
+	job "tests/e2e/run.sh" host_e2e
+fi
 for lane in $lanes; do
 	[ -n "${lane_qarch[$lane]:-}" ] || die "unknown ARCH (lane) '$lane' (${!lane_qarch[*]})"
 	queue_lane "$lane"
@@ -796,6 +841,7 @@ if [ "$host_checks" = 1 ]; then
 		job "$t" host_tap_test "$t"
 	done
 	job "style" host_style
+	job "own-code" host_own_code
 fi
 
 echo "check: $njobs jobs, $jobs_max at a time; logs in $logdir"

@@ -4,9 +4,9 @@
 set -euo pipefail
 
 pkgs=(
-	make gcc bc bison flex cpio kmod xz-utils zstd file perl
+	make gcc bc bison flex cpio kmod xz-utils zstd lz4 file perl
 	libelf-dev libssl-dev
-	qemu-system-x86 qemu-system-misc
+	qemu-system-x86 qemu-system-misc qemu-utils
 	gcc-s390x-linux-gnu gcc-12-s390x-linux-gnu libc6-dev-s390x-cross
 	busybox-static dash bash-static binutils dkms shellcheck jq
 	debhelper dh-dkms lintian mmdebstrap e2fsprogs

@@ -11,6 +11,10 @@
 # plus "options vfio-pci ids=").  At boot, e2e.service mounts the disk
 # labelled E2EPAYLOAD and runs its guest.sh (tests/e2e/run.sh provides it).
 #
+# The first boots use the kernel and initramfs of PREV_ABI that the image's
+# own update-initramfs made, copied next to the image (vmlinuz-KVER,
+# initrd.img-KVER).
+#
 # Cached in $VFIO_CORE_CACHE/e2e/image-KEY/root.raw, KEY a hash of this
 # script, the apt sources and the versions apt resolves for the kernel
 # packages: a new kernel build or a change here builds a new image.  Prints
@@ -69,7 +73,7 @@ command -v mmdebstrap >/dev/null || die "mmdebstrap is missing (tests/deps.sh in
 log "building the e2e image $key (${pins[*]})"
 tmp=$dir/tmp
 rm -rf "$tmp" "$img"
-mkdir -p "$tmp/debs" "$tmp/etc"
+mkdir -p "$tmp/debs" "$tmp/etc" "$tmp/boot"
 # The newer ABI as local .debs, the way an admin gets them from a mirror.
 (cd "$tmp/debs" && apt-get download -q "${pins[@]:2:3}" >/dev/null 2>&1) ||
 	(cd "$tmp/debs" && apt-get download "${pins[@]:2:3}") ||
@@ -114,6 +118,10 @@ mkdir -p "$r/var/cache/vfio-core-e2e"
 cp "$E2E_TMP"/debs/*.deb "$r/var/cache/vfio-core-e2e/"
 chroot "$r" systemd-machine-id-setup
 chroot "$r" update-initramfs -u -k all
+cp "$r"/boot/vmlinuz-* "$r"/boot/initrd.img-* "$E2E_TMP/boot/"
+# dpkg without an fsync per file (as Debian's container images have it):
+# TCG makes each one costly, and no test here is about a power cut.
+echo force-unsafe-io >"$r/etc/dpkg/dpkg.cfg.d/vfio-core-e2e"
 # From the first boot on, initramfs-tools' documented smaller initramfs:
 # only the modules this machine needs (the ones in
 # /etc/initramfs-tools/modules always).  With MODULES=most, each
@@ -134,6 +142,7 @@ mmdebstrap --variant=apt --mode=root \
 # about 2 GiB; the rest is room for two more kernels and their initramfs.
 mkfs.ext4 -q -F -L e2eroot -d "$tmp/root" "$img" 6G >&2 || die "mkfs.ext4 -d failed"
 printf '%s\n' "${pins[@]}" >"$dir/manifest"
+mv "$tmp"/boot/* "$dir/"
 rm -rf "$tmp"
 touch "$dir/.done"
 # Older images (other inputs) that no run is building now go.

@@ -42,8 +42,9 @@
  * since it no longer waits for vfio's group_lock under it.
  * Knobs (environment): DEADLOCK_ITERS (1000), DEADLOCK_TIMEOUT (240),
  * DEADLOCK_STALL (10), DEADLOCK_DELAY_MS (1), DEADLOCK_HOLD_MS (1),
- * DEADLOCK_VM_CYCLE (8, ours only), DEADLOCK_MIN_RACED (50),
- * DEADLOCK_MIN_VMS (100).
+ * DEADLOCK_VM_CYCLE (8, ours only), DEADLOCK_MIN_RACED (300),
+ * DEADLOCK_MIN_VMS (100), DEADLOCK_LINK_US (2000: how long each KVM VFIO
+ * device keeps the group linked before its release).
  *
  * Output is TAP on stdout.
  */
@@ -93,18 +94,6 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-static void load(const char *name)
-{
-	if (!module_loaded(name) && modprobe_q(0, name))
-		bail("modprobe %s", name);
-}
-
-static void set_knob(const char *knob, long val)
-{
-	if (vtm_set(knob, val))
-		bail("cannot set %s/%s", VTM_PARAMS, knob);
-}
-
 static void worker_fail(const char *what)
 {
 	snprintf(sh->err, sizeof(sh->err), "%s: %s", what, strerror(errno));
@@ -121,10 +110,11 @@ struct releaser_args {
 	int kvm_fd;
 	int group_fd;
 	long vm_cycle;
+	long link_us;
 };
 
 /* Round n: a KVM VFIO device that knows the group, closed again. */
-static int kvm_vfio_round(int vm_fd, int group_fd, uint64_t n)
+static int kvm_vfio_round(int vm_fd, int group_fd, long link_us, uint64_t n)
 {
 	struct interval *iv = n < MAX_RELEASES ? &rel[n] : NULL;
 	struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
@@ -143,6 +133,15 @@ static int kvm_vfio_round(int vm_fd, int group_fd, uint64_t n)
 		close(cd.fd);
 		return -1;
 	}
+	/*
+	 * The group stays linked for a while, as a VM's groups are for its
+	 * whole life, so that the opener's opens find the VM and take its
+	 * kvm->lock while this release comes.  Without it the link lasts
+	 * microseconds and the race depends on the core's timing: the
+	 * opener saw a VM in 1 to 8 of 1000 opens on some runs.
+	 */
+	if (link_us)
+		usleep(link_us);
 	/* kvm_device_release(): kvm->lock, then vfio_file_set_kvm(NULL) */
 	if (iv)
 		iv->start = mono_ns();
@@ -169,7 +168,7 @@ static void *releaser(void *p)
 			}
 			__atomic_add_fetch(&sh->vms, 1, __ATOMIC_SEQ_CST);
 		}
-		if (kvm_vfio_round(vm_fd, a->group_fd,
+		if (kvm_vfio_round(vm_fd, a->group_fd, a->link_us,
 				   __atomic_load_n(&sh->releases, __ATOMIC_SEQ_CST)))
 			break;
 		__atomic_add_fetch(&sh->releases, 1, __ATOMIC_SEQ_CST);
@@ -183,9 +182,9 @@ static void *releaser(void *p)
 	return NULL;
 }
 
-static void child(long vm_cycle)
+static void child(long vm_cycle, long link_us)
 {
-	struct releaser_args ra = { .vm_cycle = vm_cycle };
+	struct releaser_args ra = { .vm_cycle = vm_cycle, .link_us = link_us };
 	const char *what;
 	pthread_t thr;
 	int container, fd;
@@ -370,8 +369,9 @@ int main(void)
 	long delay_ms = env_long("DEADLOCK_DELAY_MS", 1);
 	long hold_ms = env_long("DEADLOCK_HOLD_MS", 1);
 	long vm_cycle = env_long("DEADLOCK_VM_CYCLE", 8);
-	long min_raced = env_long("DEADLOCK_MIN_RACED", 50);
+	long min_raced = env_long("DEADLOCK_MIN_RACED", 300);
 	long min_vms = env_long("DEADLOCK_MIN_VMS", 100);
+	long link_us = env_long("DEADLOCK_LINK_US", 2000);
 	uint64_t raced = 0, raced_lock = 0;
 	struct span *sp = NULL;
 	long nsp;
@@ -391,23 +391,24 @@ int main(void)
 		/* stock's deadlock leaves two tasks blocked for good */
 		printf("# expect-splat: hung-task\n");
 	}
-	diag("mode %s: iters %ld, timeout %lds, stall %lds, delay %ldms, hold %ldms, vm cycle %ld",
-	     ours ? "ours" : "stock", iters, timeout, stall, delay_ms, hold_ms, vm_cycle);
+	diag("mode %s: iters %ld, timeout %lds, stall %lds, delay %ldms, hold %ldms, vm cycle %ld, link %ldus",
+	     ours ? "ours" : "stock", iters, timeout, stall, delay_ms, hold_ms,
+	     vm_cycle, link_us);
 
 	/* setup */
 	snprintf(v, sizeof(v), "%d", HUNG_TIMEOUT);
 	if (write_file("/proc/sys/kernel/hung_task_timeout_secs", v))
 		bail("cannot set hung_task_timeout_secs");
 	mount_debugfs();
-	load("vfio_iommu_type1");
-	load("vfio_test_mdev");
+	need_module("vfio_iommu_type1");
+	need_module("vfio_test_mdev");
 	if (!module_loaded("kvm_amd") && !module_loaded("kvm_intel") &&
 	    modprobe_q(0, "kvm_amd") && modprobe_q(0, "kvm_intel"))
 		bail("neither kvm_amd nor kvm_intel loads");
-	set_knob("delay_ms", delay_ms);
-	set_knob("hold_ms", hold_ms);
-	set_knob("fail_open", 0);
-	set_knob("lock_kvm", 1);
+	vtm_knob("delay_ms", delay_ms);
+	vtm_knob("hold_ms", hold_ms);
+	vtm_knob("fail_open", 0);
+	vtm_knob("lock_kvm", 1);
 	if (mdev_create(MDEV_UUID) || (group = mdev_group(MDEV_UUID)) < 0)
 		bail("create mdev %s with an IOMMU group", MDEV_UUID);
 	if (hung_task_report(0))
@@ -427,7 +428,7 @@ int main(void)
 	if (pid < 0)
 		bail("fork");
 	if (!pid)
-		child(vm_cycle);
+		child(vm_cycle, link_us);
 
 	/* The watchdog. */
 	t0 = now_s();

@@ -34,7 +34,9 @@
  * of the fuzzer's (no pinning of all memory); IOEVENTFDs on eventfds that
  * are ever signalled (an edu register write from an ioeventfd could raise
  * the interrupt that signals it again); IOEVENTFD offsets >= 2^63, which
- * oops Debian 6.1's vfio-pci-core (see avoid_known_oops()). Device resets
+ * oops Debian 6.1's vfio-pci-core (see avoid_known_oops()); dirty bitmap
+ * page sizes of 0, on which Debian 6.1's vfio_iommu_type1 shifts by
+ * __ffs(0) (UBSAN: shift-out-of-bounds, in the debug lane). Device resets
  * (the edu has none: EINVAL), hot resets, IRQ set-up and low-power entry
  * are in.
  *
@@ -280,6 +282,16 @@ static uint64_t r64(struct rnd *r)
 	}
 }
 
+/*
+ * Debian 6.1's vfio_iommu_type1 (not vfio.ko) computes __ffs() of a dirty
+ * bitmap's page size before checking it, an undefined shift for 0 (UBSAN
+ * reports it in the debug lane): such page sizes are never generated.
+ */
+static uint64_t nonzero(uint64_t v)
+{
+	return v ? v : 1;
+}
+
 /* An argsz for a struct of minsz (whose natural size is full). */
 static uint32_t rargsz(struct rnd *r, uint32_t minsz, uint32_t full)
 {
@@ -438,7 +450,7 @@ static unsigned long structured(struct rnd *r, enum sop op, uint64_t *arg)
 						 rnd_below(r, 8)) : r32(r);
 		u->iova = rnd_chance(r, 600) ? rnd_below(r, 256) * PAGE : r64(r);
 		u->size = rnd_chance(r, 600) ? (1 + rnd_below(r, 16)) * PAGE : r64(r);
-		b->pgsize = rnd_chance(r, 700) ? PAGE : r64(r);
+		b->pgsize = rnd_chance(r, 700) ? PAGE : nonzero(r64(r));
 		b->size = rnd_chance(r, 700) ? 8 * (1 + rnd_below(r, 8)) : r64(r);
 		b->data = (__u64 *)(uintptr_t)rptr(r);
 		break;
@@ -452,7 +464,7 @@ static unsigned long structured(struct rnd *r, enum sop op, uint64_t *arg)
 		d->flags = rnd_chance(r, 800) ? 1U << rnd_below(r, 3) : r32(r);
 		g->iova = rnd_chance(r, 600) ? rnd_below(r, 256) * PAGE : r64(r);
 		g->size = rnd_chance(r, 600) ? (1 + rnd_below(r, 16)) * PAGE : r64(r);
-		g->bitmap.pgsize = rnd_chance(r, 700) ? PAGE : r64(r);
+		g->bitmap.pgsize = rnd_chance(r, 700) ? PAGE : nonzero(r64(r));
 		g->bitmap.size = rnd_chance(r, 700) ? 8 * (1 + rnd_below(r, 8)) : r64(r);
 		g->bitmap.data = (__u64 *)(uintptr_t)rptr(r);
 		break;

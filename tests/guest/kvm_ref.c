@@ -22,7 +22,12 @@
  *     stock: no VM left, counts at baseline
  *   5 an open_device() that fails (fail_open) leaves no reference:
  *     closing the VM's fds destroys it, counts back at baseline        both
- *   6 cleanup: mdev removed, counts at baseline                         both
+ *   6 linking the group to a VM pins kvm.ko, once however many VMs
+ *     link it (ours resolves KVM's functions when a group is linked,
+ *     not on every open); an unlink by any of them (GROUP_DEL) unpins
+ *     it, and the VMs' later release changes nothing                  ours
+ *     stock: kvm.ko's count never moves
+ *   7 cleanup: mdev removed, counts at baseline                         both
  * Output is TAP on stdout.
  */
 #include "tap.h"
@@ -31,7 +36,7 @@
 #include <linux/kvm.h>
 
 #define MDEV_UUID	"5a1d0ec7-0000-4000-8000-0000000ef001"
-#define NTESTS		6
+#define NTESTS		7
 
 static bool ours;
 static const char *vendor;	/* kvm_amd or kvm_intel */
@@ -108,6 +113,18 @@ static void vm_create(int kvm_fd, struct vm *vm)
 		 (int)getpid(), vm->fd);
 }
 
+/* KVM_DEV_VFIO_GROUP_DEL of our group from the VM's KVM VFIO device. */
+static int vm_group_del(struct vm *vm)
+{
+	struct kvm_device_attr attr = {
+		.group = KVM_DEV_VFIO_GROUP,
+		.attr = KVM_DEV_VFIO_GROUP_DEL,
+		.addr = (uint64_t)(uintptr_t)&group_fd,
+	};
+
+	return ioctl(vm->kvm_vfio_fd, KVM_SET_DEVICE_ATTR, &attr) ? -errno : 0;
+}
+
 static void vm_close_fds(struct vm *vm)
 {
 	close(vm->kvm_vfio_fd);
@@ -156,7 +173,8 @@ static void check_depends(void)
 int main(void)
 {
 	long base_kvm, base_vendor, r_kvm, r_vendor;
-	struct vm vm;
+	long r_linked, r_relinked, r_del;
+	struct vm vm, vm2;
 	int kvm_fd, keeper, container, group, d1, d2, err;
 	const char *what;
 	bool alive, pass;
@@ -284,7 +302,30 @@ int main(void)
 	   alive ? "ALIVE" : "gone", r_kvm, base_kvm, vendor, r_vendor,
 	   base_vendor);
 
-	/* 6: cleanup */
+	/* 6: a linked group pins kvm.ko once; unlinking unpins it */
+	vm_create(kvm_fd, &vm);
+	r_linked = mod_refcnt("kvm");
+	vm_create(kvm_fd, &vm2);
+	r_relinked = mod_refcnt("kvm");
+	err = vm_group_del(&vm2);
+	r_del = mod_refcnt("kvm");
+	vm_close_fds(&vm2);
+	vm_close_fds(&vm);
+	r_kvm = mod_refcnt("kvm");
+	diag("kvm refcnt: baseline %ld, group linked %ld, linked by a second VM %ld, after GROUP_DEL %ld (%s), VMs closed %ld",
+	     base_kvm, r_linked, r_relinked, r_del, err ? strerror(-err) : "ok",
+	     r_kvm);
+	pass = !err && r_relinked == r_linked && r_del == base_kvm &&
+	       r_kvm == base_kvm && !vm_alive(&vm) && !vm_alive(&vm2);
+	if (ours)
+		ok(pass && r_linked > base_kvm,
+		   "ours: linking the group pins kvm.ko once (+%ld), GROUP_DEL unpins it",
+		   r_linked - base_kvm);
+	else
+		ok(pass && r_linked == base_kvm,
+		   "stock: kvm.ko's count never moves (stock takes no reference of KVM)");
+
+	/* 7: cleanup */
 	close(group_fd);
 	err = mdev_remove(MDEV_UUID);
 	ok(!err && vtm_stat("open_now") == 0 && mod_refcnt("kvm") == base_kvm &&

@@ -99,30 +99,43 @@ static inline int kmsg_bad(const char *msg)
 }
 
 /*
+ * The next record logged since kmsg_open(): its message (in rec, of size
+ * size, cut at its first newline), or NULL when there is none yet.
+ */
+static inline char *kmsg_next(int fd, char *rec, size_t size)
+{
+	char *msg, *nl;
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	do
+		n = read(fd, rec, size - 1);
+	while (n < 0 && errno == EPIPE);	/* overwritten records: go on */
+	if (n <= 0)
+		return NULL;
+	rec[n] = '\0';
+	msg = strchr(rec, ';');
+	msg = msg ? msg + 1 : rec;
+	nl = strchr(msg, '\n');
+	if (nl)
+		*nl = '\0';
+	return msg;
+}
+
+/*
  * Reads the records logged since kmsg_open() and prints up to max_diag of
  * the bad ones (and, with verbose, every record) as diagnostics; returns
  * how many were bad.
  */
 static inline int kmsg_scan(int fd, int max_diag, int verbose)
 {
-	char rec[8192], *msg, *nl;
+	char rec[8192], *msg;
 	int bad = 0;
-	ssize_t n;
 
 	if (fd < 0)
 		return -1;
-	for (;;) {
-		n = read(fd, rec, sizeof(rec) - 1);
-		if (n < 0 && errno == EPIPE)
-			continue;	/* overwritten records: go on */
-		if (n <= 0)
-			break;
-		rec[n] = '\0';
-		msg = strchr(rec, ';');
-		msg = msg ? msg + 1 : rec;
-		nl = strchr(msg, '\n');
-		if (nl)
-			*nl = '\0';
+	while ((msg = kmsg_next(fd, rec, sizeof(rec)))) {
 		if (kmsg_bad(msg)) {
 			if (bad++ < max_diag)
 				diag("dmesg: %s", msg);
@@ -190,18 +203,38 @@ static inline int vtm_set(const char *knob, long val)
 	return write_file(path, v);
 }
 
-/* The value of key in the test driver's status file, -1 if unreadable. */
-static inline long long vtm_stat(const char *key)
+/* Loads a module unless it is loaded; bails out if it does not load. */
+static inline void need_module(const char *name)
 {
-	char buf[1024], *p;
+	if (!module_loaded(name) && modprobe_q(0, name))
+		bail("modprobe %s", name);
+}
+
+/* Sets a knob of the test driver; bails out if it cannot. */
+static inline void vtm_knob(const char *knob, long val)
+{
+	if (vtm_set(knob, val))
+		bail("cannot set %s/%s", VTM_PARAMS, knob);
+}
+
+/* The number after "key " in a file of "key value" lines, -1 if none. */
+static inline long long key_value(const char *path, const char *key)
+{
+	char buf[2048], *p;
 	size_t klen = strlen(key);
 
-	if (read_file(VTM_STATUS, buf, sizeof(buf)))
+	if (read_file(path, buf, sizeof(buf)))
 		return -1;
 	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
 		if (!strncmp(p, key, klen) && p[klen] == ' ')
 			return strtoll(p + klen + 1, NULL, 10);
 	return -1;
+}
+
+/* The value of key in the test driver's status file, -1 if unreadable. */
+static inline long long vtm_stat(const char *key)
+{
+	return key_value(VTM_STATUS, key);
 }
 
 /* Creates the test driver's mdev uuid: 0, or -errno (-EEXIST: it exists). */

@@ -15,15 +15,28 @@
  *   fail_open make open_device() fail with -EIO after taking kvm->lock
  *   lock_kvm  take kvm->lock at all (off for runs that must not touch a
  *             KVM the vfio core holds no reference to)
+ *   features  what an instance created from now on implements of the
+ *             core's VFIO_DEVICE_FEATUREs (tests/guest/conf_feature.c):
+ *             bit 0 migration (mig_ops, VFIO_MIGRATION_STOP_COPY), bit 1
+ *             with VFIO_MIGRATION_P2P, bit 2 DMA logging (log_ops)
+ *   mig_error, mig_get_error, log_error  a negative errno for
+ *             migration_set_state(), migration_get_state() and every log
+ *             op to fail with (0: succeed)
+ *   log_page_size  if not 0, log_start() reports this page size back
+ *   dirty_step  log_read_and_clear() marks one byte of IOVA every
+ *             dirty_step bytes of the range it is given (0: all of it)
  *
  * What the driver saw is in /sys/kernel/debug/vfio_test_mdev/status, one
- * "key value" pair per line.  Each open/close with a VM also leaves the
+ * "key value" pair per line; what the feature ops saw is in .../features
+ * the same way (mig_arcs: the arcs the last migration_set_state() took, as
+ * "FROM>TO" state numbers).  Each open/close with a VM also leaves the
  * times (ktime_get_ns(), CLOCK_MONOTONIC) when it entered the driver, went
  * for kvm->lock, got it and left, in a ring of the last VTM_RING, which
  * /sys/kernel/debug/vfio_test_mdev/kvm_lock lists, oldest first, as
  * "ENTER WANT GOT EXIT" lines of nanoseconds (writing to it empties it);
- * WANT < GOT by more than a trylock means someone else held kvm->lock
- * (counted as kvm_lock_contended).  The deadlock test matches those spans
+ * WANT < GOT by more than an uncontended mutex_lock() means someone else
+ * held kvm->lock (kvm_lock_contended counts the times it was seen held on
+ * entry).  The deadlock test matches those spans
  * against the releases of KVM VFIO devices it made, to show that the two
  * paths really met around kvm->lock.
  *
@@ -33,8 +46,11 @@
  * /sys/class/mdev_bus/vfio_test_mdev/mdev_supported_types/.
  */
 
+#include <linux/anon_inodes.h>
 #include <linux/debugfs.h>
 #include <linux/delay.h>
+#include <linux/file.h>
+#include <linux/interval_tree.h>
 #include <linux/ktime.h>
 #include <linux/kvm_host.h>
 #include <linux/mdev.h>
@@ -67,9 +83,48 @@ static bool lock_kvm = true;
 module_param(lock_kvm, bool, 0644);
 MODULE_PARM_DESC(lock_kvm, "take device->kvm->lock in open/close (default: on)");
 
+static unsigned int features;
+module_param(features, uint, 0644);
+MODULE_PARM_DESC(features, "new instances: 1 migration, 2 with P2P, 4 DMA logging");
+
+static int mig_error;
+module_param(mig_error, int, 0644);
+MODULE_PARM_DESC(mig_error, "errno for migration_set_state() to fail with");
+
+static int mig_get_error;
+module_param(mig_get_error, int, 0644);
+MODULE_PARM_DESC(mig_get_error, "errno for migration_get_state() to fail with");
+
+static int log_error;
+module_param(log_error, int, 0644);
+MODULE_PARM_DESC(log_error, "errno for the DMA logging ops to fail with");
+
+static unsigned long log_page_size;
+module_param(log_page_size, ulong, 0644);
+MODULE_PARM_DESC(log_page_size, "page size log_start() reports back (0: as asked)");
+
+static unsigned long dirty_step;
+module_param(dirty_step, ulong, 0644);
+MODULE_PARM_DESC(dirty_step, "mark one byte every dirty_step bytes of IOVA (0: all)");
+
 struct vtm_device {
 	struct vfio_device vdev;
+	enum vfio_device_mig_state mig_state;	/* under vtm_feat_lock */
 };
+
+/* What the feature ops saw, for the tests; protected by vtm_feat_lock. */
+struct vtm_feat {
+	char arcs[128];
+	int mig_state;
+	u64 log_starts, log_stops, log_reads;
+	u64 log_nnodes, log_nodes, log_node_sum, log_min_start, log_max_last;
+	u64 log_page_size;
+	bool logging;
+	u64 read_first_iova, read_first_length, read_last_iova, read_last_length;
+};
+
+static DEFINE_MUTEX(vtm_feat_lock);
+static struct vtm_feat vtm_feat;
 
 /* What the driver observed, for the tests; protected by vtm_stats_lock. */
 struct vtm_stats {
@@ -135,7 +190,7 @@ static unsigned int vtm_touch_kvm(struct kvm *kvm)
 	unsigned int delay = READ_ONCE(delay_ms);
 	unsigned int hold = READ_ONCE(hold_ms);
 	struct vtm_span span = { .enter = ktime_get_ns() };
-	bool contended = false;
+	bool contended;
 	unsigned int users;
 
 	if (delay)
@@ -145,10 +200,13 @@ static unsigned int vtm_touch_kvm(struct kvm *kvm)
 		return 0;
 
 	span.want = ktime_get_ns();
-	if (!mutex_trylock(&kvm->lock)) {
-		contended = true;
-		mutex_lock(&kvm->lock);
-	}
+	/*
+	 * mutex_lock() as vfio-ap does, never a trylock first: lockdep records
+	 * no dependency for a lock taken by a trylock, so it would not see the
+	 * group_lock -> kvm->lock order. The contention count is a hint only.
+	 */
+	contended = mutex_is_locked(&kvm->lock);
+	mutex_lock(&kvm->lock);
 	span.got = ktime_get_ns();
 	users = refcount_read(&kvm->users_count);
 	if (hold)
@@ -162,9 +220,16 @@ static unsigned int vtm_touch_kvm(struct kvm *kvm)
 
 static int vtm_open_device(struct vfio_device *vdev)
 {
+	struct vtm_device *vtm = container_of(vdev, struct vtm_device, vdev);
 	struct kvm *kvm = vdev->kvm;
 	unsigned int users;
 	int ret = 0;
+
+	/* A device starts RUNNING, as far as migration goes */
+	mutex_lock(&vtm_feat_lock);
+	vtm->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	vtm_feat.mig_state = vtm->mig_state;
+	mutex_unlock(&vtm_feat_lock);
 
 	/* Counted on entry: a test may find this call stuck on kvm->lock. */
 	spin_lock(&vtm_stats_lock);
@@ -213,6 +278,138 @@ static void vtm_release_dev(struct vfio_device *vdev)
 	vfio_free_device(vdev);
 }
 
+static const struct file_operations vtm_mig_fops = {
+	.owner = THIS_MODULE,
+};
+
+/* Step through the arcs vfio_mig_get_next_state() gives, as drivers do. */
+static struct file *vtm_mig_set_state(struct vfio_device *vdev,
+				      enum vfio_device_mig_state new)
+{
+	struct vtm_device *vtm = container_of(vdev, struct vtm_device, vdev);
+	enum vfio_device_mig_state next;
+	struct file *filp = NULL;
+	int err = READ_ONCE(mig_error);
+	int ret, steps = 0;
+	size_t len;
+
+	if (err)
+		return ERR_PTR(err);
+
+	mutex_lock(&vtm_feat_lock);
+	vtm_feat.arcs[0] = '\0';
+	while (vtm->mig_state != new && !IS_ERR(filp)) {
+		ret = vfio_mig_get_next_state(vdev, vtm->mig_state, new, &next);
+		if (ret || ++steps > 8) {
+			filp = ERR_PTR(ret ? ret : -ELOOP);
+			break;
+		}
+		len = strlen(vtm_feat.arcs);
+		snprintf(vtm_feat.arcs + len, sizeof(vtm_feat.arcs) - len, "%s%u>%u",
+			 len ? "," : "", vtm->mig_state, next);
+		vtm->mig_state = next;
+		/* Entering a data transfer state gives its data file */
+		if (next == new && (new == VFIO_DEVICE_STATE_STOP_COPY ||
+				    new == VFIO_DEVICE_STATE_RESUMING))
+			filp = anon_inode_getfile("[vtm-migration]", &vtm_mig_fops,
+						  NULL, O_RDWR);
+	}
+	vtm_feat.mig_state = vtm->mig_state;
+	mutex_unlock(&vtm_feat_lock);
+	return filp;
+}
+
+static int vtm_mig_get_state(struct vfio_device *vdev,
+			     enum vfio_device_mig_state *state)
+{
+	struct vtm_device *vtm = container_of(vdev, struct vtm_device, vdev);
+	int err = READ_ONCE(mig_get_error);
+
+	if (err)
+		return err;
+	mutex_lock(&vtm_feat_lock);
+	*state = vtm->mig_state;
+	mutex_unlock(&vtm_feat_lock);
+	return 0;
+}
+
+static const struct vfio_migration_ops vtm_mig_ops = {
+	.migration_set_state = vtm_mig_set_state,
+	.migration_get_state = vtm_mig_get_state,
+};
+
+static int vtm_log_start(struct vfio_device *vdev, struct rb_root_cached *ranges,
+			 u32 nnodes, u64 *page_size)
+{
+	struct interval_tree_node *node;
+	int err = READ_ONCE(log_error);
+
+	mutex_lock(&vtm_feat_lock);
+	vtm_feat.log_starts++;
+	vtm_feat.log_nnodes = nnodes;
+	vtm_feat.log_page_size = *page_size;
+	vtm_feat.log_nodes = 0;
+	vtm_feat.log_node_sum = 0;
+	vtm_feat.log_min_start = ULONG_MAX;
+	vtm_feat.log_max_last = 0;
+	for (node = interval_tree_iter_first(ranges, 0, ULONG_MAX); node;
+	     node = interval_tree_iter_next(node, 0, ULONG_MAX)) {
+		vtm_feat.log_nodes++;
+		vtm_feat.log_node_sum += node->start + node->last;
+		vtm_feat.log_min_start = min_t(u64, vtm_feat.log_min_start, node->start);
+		vtm_feat.log_max_last = max_t(u64, vtm_feat.log_max_last, node->last);
+	}
+	if (!err) {
+		vtm_feat.logging = true;
+		if (READ_ONCE(log_page_size))
+			*page_size = READ_ONCE(log_page_size);
+	}
+	mutex_unlock(&vtm_feat_lock);
+	return err;
+}
+
+static int vtm_log_stop(struct vfio_device *vdev)
+{
+	mutex_lock(&vtm_feat_lock);
+	vtm_feat.log_stops++;
+	vtm_feat.logging = false;
+	mutex_unlock(&vtm_feat_lock);
+	return READ_ONCE(log_error);
+}
+
+static int vtm_log_read_and_clear(struct vfio_device *vdev, unsigned long iova,
+				  unsigned long length, struct iova_bitmap *dirty)
+{
+	unsigned long step = READ_ONCE(dirty_step), off;
+
+	mutex_lock(&vtm_feat_lock);
+	if (!vtm_feat.log_reads++) {
+		vtm_feat.read_first_iova = iova;
+		vtm_feat.read_first_length = length;
+	}
+	vtm_feat.read_last_iova = iova;
+	vtm_feat.read_last_length = length;
+	mutex_unlock(&vtm_feat_lock);
+
+	if (READ_ONCE(log_error))
+		return READ_ONCE(log_error);
+	if (!step) {
+		iova_bitmap_set(dirty, iova, length);
+		return 0;
+	}
+	for (off = 0; off < length; off += step) {
+		iova_bitmap_set(dirty, iova + off, 1);
+		cond_resched();
+	}
+	return 0;
+}
+
+static const struct vfio_log_ops vtm_log_ops = {
+	.log_start = vtm_log_start,
+	.log_stop = vtm_log_stop,
+	.log_read_and_clear = vtm_log_read_and_clear,
+};
+
 static const struct vfio_device_ops vtm_dev_ops = {
 	.name = VTM_NAME,
 	.open_device = vtm_open_device,
@@ -222,12 +419,23 @@ static const struct vfio_device_ops vtm_dev_ops = {
 
 static int vtm_probe(struct mdev_device *mdev)
 {
+	unsigned int f = READ_ONCE(features);
 	struct vtm_device *vtm;
 	int ret;
 
 	vtm = vfio_alloc_device(vtm_device, vdev, &mdev->dev, &vtm_dev_ops);
 	if (IS_ERR(vtm))
 		return PTR_ERR(vtm);
+
+	/* mig_ops and log_ops are fixed before registration */
+	if (f & 1) {
+		vtm->vdev.mig_ops = &vtm_mig_ops;
+		vtm->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY;
+		if (f & 2)
+			vtm->vdev.migration_flags |= VFIO_MIGRATION_P2P;
+	}
+	if (f & 4)
+		vtm->vdev.log_ops = &vtm_log_ops;
 
 	ret = vfio_register_emulated_iommu_dev(&vtm->vdev);
 	if (ret)
@@ -329,6 +537,34 @@ static const struct file_operations vtm_kvm_lock_fops = {
 	.release = single_release,
 };
 
+static int vtm_features_show(struct seq_file *s, void *unused)
+{
+	struct vtm_feat f;
+
+	mutex_lock(&vtm_feat_lock);
+	f = vtm_feat;
+	mutex_unlock(&vtm_feat_lock);
+
+	seq_printf(s, "mig_state %d\n", f.mig_state);
+	seq_printf(s, "mig_arcs %s\n", f.arcs[0] ? f.arcs : "-");
+	seq_printf(s, "log_starts %llu\n", f.log_starts);
+	seq_printf(s, "log_stops %llu\n", f.log_stops);
+	seq_printf(s, "log_reads %llu\n", f.log_reads);
+	seq_printf(s, "logging %d\n", f.logging);
+	seq_printf(s, "log_nnodes %llu\n", f.log_nnodes);
+	seq_printf(s, "log_nodes %llu\n", f.log_nodes);
+	seq_printf(s, "log_node_sum %llu\n", f.log_node_sum);
+	seq_printf(s, "log_min_start %llu\n", f.log_min_start);
+	seq_printf(s, "log_max_last %llu\n", f.log_max_last);
+	seq_printf(s, "log_page_size %llu\n", f.log_page_size);
+	seq_printf(s, "read_first_iova %llu\n", f.read_first_iova);
+	seq_printf(s, "read_first_length %llu\n", f.read_first_length);
+	seq_printf(s, "read_last_iova %llu\n", f.read_last_iova);
+	seq_printf(s, "read_last_length %llu\n", f.read_last_length);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(vtm_features);
+
 static int __init vtm_init(void)
 {
 	int ret;
@@ -355,6 +591,8 @@ static int __init vtm_init(void)
 			    &vtm_status_fops);
 	debugfs_create_file("kvm_lock", 0644, vtm_debugfs, NULL,
 			    &vtm_kvm_lock_fops);
+	debugfs_create_file("features", 0444, vtm_debugfs, NULL,
+			    &vtm_features_fops);
 	return 0;
 
 err_pdev:

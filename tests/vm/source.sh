@@ -1,5 +1,5 @@
 #!/bin/bash
-# source.sh VERSION|current - the parts of Debian's linux-source-6.1 the project uses
+# source.sh [--full] VERSION|current - the parts of Debian's linux-source-6.1 the project uses
 #
 # Downloads linux-source-6.1=VERSION (a Debian version like 6.1.192-3, or
 # "current": the version of the current amd64 ABI's kernel, $KABI if set) with
@@ -9,6 +9,9 @@
 #   virt/lib (irqbypass), include/linux/vfio*.h, include/uapi/linux/vfio*.h,
 #   the s390 Kconfig files that gate the vfio drivers, samples/vfio-mdev and
 #   checkpatch.pl with its data files.
+# With --full, the whole tree instead, into
+# $VFIO_CORE_CACHE/src/VERSION/full/linux-source-6.1 (for building a kernel:
+# tests/vm/debug-kernel.sh); the partial extraction above is unaffected.
 # Nothing is installed into the machine. Idempotent (a .done marker; safe to
 # run concurrently, serialized by a lock). Prints the source directory.
 set -euo pipefail
@@ -16,7 +19,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/vm/lib.sh
 . "$here/lib.sh"
 
-[ $# -eq 1 ] || die "usage: source.sh VERSION|current (a Debian version like 6.1.192-3)"
+full=0
+if [ "${1:-}" = --full ]; then
+	full=1
+	shift
+fi
+[ $# -eq 1 ] || die "usage: source.sh [--full] VERSION|current (a Debian version like 6.1.192-3)"
 ver=$1
 if [ "$ver" = current ]; then
 	abi=${KABI:-$(current_abi amd64)}
@@ -29,10 +37,17 @@ fi
 
 base=$VFIO_CORE_CACHE/src/$ver
 dir=$base/linux-source-6.1
+done=$base/.done
+tmp=$base/tmp
+if [ "$full" = 1 ]; then
+	dir=$base/full/linux-source-6.1
+	done=$base/.done-full
+	tmp=$base/tmp-full
+fi
 dl=$VFIO_CORE_CACHE/dl
 deb=$dl/linux-source-6.1_${ver}_all.deb
 
-if [ -f "$base/.done" ]; then
+if [ -f "$done" ]; then
 	echo "$dir"
 	exit 0
 fi
@@ -41,7 +56,7 @@ mkdir -p "$base" "$dl"
 exec 9>"$base/.lock"
 flock 9
 # Another run may have finished while we waited for the lock.
-if [ -f "$base/.done" ]; then
+if [ -f "$done" ]; then
 	echo "$dir"
 	exit 0
 fi
@@ -73,17 +88,23 @@ paths=(
 	scripts/const_structs.checkpatch
 )
 
-log "extracting linux-source-6.1 $ver"
-tmp=$base/tmp
+members=("${paths[@]/#/linux-source-6.1/}")
+what=
+if [ "$full" = 1 ]; then
+	members=(linux-source-6.1)
+	what=" (the whole tree)"
+fi
+
+log "extracting linux-source-6.1 $ver$what"
 rm -rf "$tmp" "$dir"
-mkdir -p "$tmp"
+mkdir -p "$tmp" "${dir%/*}"
 # The .deb holds /usr/src/linux-source-6.1.tar.xz; stream it straight into
-# tar so the whole tree never lands on disk.
+# tar so the tarball never lands on disk.
 dpkg-deb --fsys-tarfile "$deb" |
 	tar -xO ./usr/src/linux-source-6.1.tar.xz |
-	tar -xJ -C "$tmp" --wildcards "${paths[@]/#/linux-source-6.1/}" ||
+	tar -xJ -C "$tmp" --wildcards "${members[@]}" ||
 	die "cannot extract the sources from $deb"
 mv "$tmp/linux-source-6.1" "$dir"
 rmdir "$tmp"
-touch "$base/.done"
+touch "$done"
 echo "$dir"
