@@ -506,7 +506,7 @@ lane_boot() {
 	[ "$self" = 0 ] || echo "(harness self-tests: each must end as tests.list says; their verdicts follow run.sh's)"
 	rc=0
 	GUEST_ROOT=$GUEST_ROOT GUEST_KERNEL=$GUEST_KERNEL HARNESS_NESTED=1 \
-		"$harness_dir/run.sh" --abi "$ABI" "${args[@]}" --kmods "$KMODS" \
+		"$harness_dir/run.sh" --abi "$ABI" --lane "$lane" "${args[@]}" --kmods "$KMODS" \
 		--tests "$repo_dir/build/guest/$lane" --logdir "$res" "${lane_qarch[$lane]}" "$m" "$@" || rc=$?
 	if [ ! -s "$res/results" ]; then
 		result fail "$label ($lane/$m)" "the harness failed (run.sh status $rc)"

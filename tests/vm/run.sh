@@ -21,6 +21,8 @@
 #   --settle S       the guest waits this long after the last test for late
 #                    kernel reports ($SETTLE, default 1)
 #   --device SPEC    one more QEMU -device SPEC (repeatable), e.g. edu
+#   --lane NAME      the name its verdict lines give the guest (default
+#                    ARCH; make check's debug lane boots amd64 as "debug")
 #
 # The test output travels on its own channel (amd64: the second serial port;
 # s390x: the SCLP line-mode console), the kernel's console goes to another
@@ -58,6 +60,7 @@ abi=${KABI:-}
 ko=
 tests_dir=
 logdir=
+lane=
 kmods=
 boot_timeout=${BOOT_TIMEOUT:-180}
 end_grace=${END_GRACE:-60}
@@ -74,6 +77,7 @@ while [ $# -gt 0 ]; do
 	--end-grace) end_grace=$2; shift 2 ;;
 	--settle) settle=$2; shift 2 ;;
 	--device) devices+=(-device "$2"); shift 2 ;;
+	--lane) lane=$2; shift 2 ;;
 	--) shift; break ;;
 	-*) usage ;;
 	*) break ;;
@@ -81,6 +85,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -ge 3 ] || usage
 arch=$(deb_arch "$1")
+lane=${lane:-$arch}
 mode=$2
 shift 2
 abi=${abi:-$(current_abi "$arch")}
@@ -331,9 +336,9 @@ for i in "${!names[@]}"; do
 	fi
 	printf '%s %s %s %s %s %s\n' "$status" "$n" "$arch" "$mode" "$secs" "$why" >>"$results"
 	case "$status" in
-	pass) passed=$((passed + 1)); echo "PASS $n ($arch/$mode) ${secs}s${why:+ ($why)}" ;;
-	skip) skipped=$((skipped + 1)); echo "SKIP $n ($arch/$mode): $why" ;;
-	fail) failed=$((failed + 1)); echo "FAIL $n ($arch/$mode): $why" ;;
+	pass) passed=$((passed + 1)); echo "PASS $n ($lane/$mode) ${secs}s${why:+ ($why)}" ;;
+	skip) skipped=$((skipped + 1)); echo "SKIP $n ($lane/$mode): $why" ;;
+	fail) failed=$((failed + 1)); echo "FAIL $n ($lane/$mode): $why" ;;
 	esac
 	if [ "$status" = fail ]; then
 		echo "  guest output:"
