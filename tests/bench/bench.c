@@ -23,8 +23,11 @@
  *                                 vfio-pci's: BENCH_PCI_ITERS (its enable and
  *                                 reset take ms under TCG)
  *   2 get_info, config_pread,     VFIO_DEVICE_GET_INFO and a 4-byte config
- *     group_status                space pread on an open vfio-pci device;
- *                                 VFIO_GROUP_GET_STATUS on its group
+ *     group_status,               space pread on an open vfio-pci device;
+ *     zero_pread                  VFIO_GROUP_GET_STATUS on its group; and,
+ *                                 as the boot's baseline, a 4-byte pread of
+ *                                 /dev/zero (no vfio code at all), in the
+ *                                 same loop
  *   3 {map,unmap}_{4k,2m}[_4t]    VFIO_IOMMU_MAP_DMA / UNMAP_DMA of 4 KiB
  *                                 and 2 MiB on the vfio-pci container, one
  *                                 thread, and 4 threads on that container
@@ -360,26 +363,38 @@ static void op_open_close_vm(struct bench *b, struct series *s, int gfd, const c
 	close(dev);
 }
 
-/* 2: dispatch on an open vfio-pci device, and its group. */
+/*
+ * 2: dispatch on an open vfio-pci device, and its group; and a pread of
+ * /dev/zero, which runs no vfio code: what the same syscall path costs in
+ * this boot, so that a difference between the boots of stock and ours that
+ * is not vfio's shows up as such.
+ */
 static void op_dispatch(struct bench *b, struct series *info, struct series *cfg,
-			struct series *gst)
+			struct series *gst, struct series *zero)
 {
 	struct vfio_region_info r = { .argsz = sizeof(r), .index = VFIO_PCI_CONFIG_REGION_INDEX };
 	int dev = ioctl(b->pci_g, VFIO_GROUP_GET_DEVICE_FD, b->bdf);
+	int zfd = open("/dev/zero", O_RDONLY);
 	uint32_t id;
 
-	if (dev < 0 || ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &r)) {
-		series_fail(info, "open the device", -errno);
-		series_fail(cfg, "open the device", -errno);
-		series_fail(gst, "open the device", -errno);
+	if (dev < 0 || zfd < 0 || ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &r)) {
+		const char *what = dev < 0 ? "open the device" :
+				   zfd < 0 ? "open /dev/zero" : "VFIO_DEVICE_GET_REGION_INFO";
+
+		series_fail(info, what, -errno);
+		series_fail(cfg, what, -errno);
+		series_fail(gst, what, -errno);
+		series_fail(zero, what, -errno);
 		if (dev >= 0)
 			close(dev);
+		if (zfd >= 0)
+			close(zfd);
 		return;
 	}
 	for (long i = 0; i < warmup + iters; i++) {
 		struct vfio_device_info di = { .argsz = sizeof(di) };
 		struct vfio_group_status st = { .argsz = sizeof(st) };
-		uint64_t t0 = now_ns(), t1, t2, t3;
+		uint64_t t0 = now_ns(), t1, t2, t3, t4;
 
 		if (ioctl(dev, VFIO_DEVICE_GET_INFO, &di))
 			series_fail(info, "VFIO_DEVICE_GET_INFO", -errno);
@@ -390,12 +405,17 @@ static void op_dispatch(struct bench *b, struct series *info, struct series *cfg
 		if (ioctl(b->pci_g, VFIO_GROUP_GET_STATUS, &st))
 			series_fail(gst, "VFIO_GROUP_GET_STATUS", -errno);
 		t3 = now_ns();
+		if (pread(zfd, &id, sizeof(id), 0) != sizeof(id))
+			series_fail(zero, "pread /dev/zero", -errno);
+		t4 = now_ns();
 		if (i >= warmup) {
 			series_add(info, t1 - t0);
 			series_add(cfg, t2 - t1);
 			series_add(gst, t3 - t2);
+			series_add(zero, t4 - t3);
 		}
 	}
+	close(zfd);
 	close(dev);
 }
 
@@ -652,6 +672,7 @@ static const struct op ops[] = {
 	{ "get_info", NEED_PCI },
 	{ "config_pread", NEED_PCI },
 	{ "group_status", NEED_PCI },
+	{ "zero_pread", NEED_PCI },
 	{ "map_4k", NEED_PCI },
 	{ "unmap_4k", NEED_PCI },
 	{ "map_2m", NEED_PCI },
@@ -712,7 +733,8 @@ static void run_ops(const char *mode, int round)
 	if (RUNS("open_close_mdev_vm"))
 		op_open_close_vm(&b, S("open_close_mdev_vm"), b.mdev_g, b.mdev, iters);
 	if (RUNS("get_info"))
-		op_dispatch(&b, S("get_info"), S("config_pread"), S("group_status"));
+		op_dispatch(&b, S("get_info"), S("config_pread"), S("group_status"),
+			    S("zero_pread"));
 	if (RUNS("map_4k")) {
 		op_dma(&b, SZ_4K, 1, S("map_4k"), S("unmap_4k"));
 		op_dma(&b, SZ_2M, 1, S("map_2m"), S("unmap_2m"));

@@ -30,7 +30,7 @@ rng = random.Random(14)
 
 OP_ORDER = [
     "open_close_pci", "open_close_mdev", "open_close_pci_vm", "open_close_mdev_vm",
-    "get_info", "config_pread", "group_status",
+    "get_info", "config_pread", "group_status", "zero_pread",
     "map_4k", "unmap_4k", "map_2m", "unmap_2m",
     "map_4k_4t", "unmap_4k_4t", "map_2m_4t", "unmap_2m_4t",
     "kvm_group_add", "kvm_group_del", "vm_create_destroy",
