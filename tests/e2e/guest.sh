@@ -49,7 +49,7 @@ PKG=${DEB%%_*}
 DEBS=/var/cache/vfio-core-e2e
 # Each command's own limit (seconds); run.sh's limit per boot is the
 # backstop.
-CMD_TIMEOUT=${CMD_TIMEOUT:-420}
+CMD_TIMEOUT=${CMD_TIMEOUT:-600}
 
 tap() {
 	printf '%s\n' "$*" >&3

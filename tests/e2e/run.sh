@@ -35,7 +35,7 @@
 # --deb FILE: the package to test (default: make deb).  Logs: --logdir
 # (default $E2E_LOGDIR, else build/logs/e2e): per boot its console, its guest output and the
 # guest's command logs.  Environment: E2E_BOOT_TIMEOUT, seconds per boot
-# (default 600); E2E_PARALLEL=0 boots one guest at a time (default: two
+# (default 900); E2E_PARALLEL=0 boots one guest at a time (default: two
 # where two phases can run side by side; each guest has 2 vCPUs, 1 GiB);
 # E2E_WRAP, a command that each QEMU runs under (e.g. a CPU slot
 # allocator; the boot's time counts from QEMU's start).
@@ -53,7 +53,7 @@ while [ $# -gt 0 ]; do
 	*) die "usage: run.sh [--deb FILE] [--logdir DIR]" ;;
 	esac
 done
-boot_timeout=${E2E_BOOT_TIMEOUT:-600}
+boot_timeout=${E2E_BOOT_TIMEOUT:-900}
 parallel=${E2E_PARALLEL:-1}
 read -r -a wrap <<<"${E2E_WRAP:-}"
 t_start=$(now_ms)
