@@ -137,7 +137,10 @@ boot() {
 	truncate -s 0 "$work/$ph.export"
 	truncate -s 256M "$work/$ph.export"
 	# The disks in this order: vda the root, vdb the payload, vdc the export.
-	cmdline="root=/dev/vda rw console=ttyS0 intel_iommu=on no_timer_check panic=-1 vfio_core_e2e=$ph $extra"
+	# No transparent huge pages: under TCG, zeroing a huge page at a fault
+	# can take the vCPU tens of seconds (a measured run's lsinitramfs took
+	# 136 s instead of 3, with soft lockups of zstd in clear_page_erms()).
+	cmdline="root=/dev/vda rw console=ttyS0 intel_iommu=on no_timer_check panic=-1 transparent_hugepage=never vfio_core_e2e=$ph $extra"
 	local qemu=(qemu-system-x86_64 -accel tcg -cpu max -M q35 -m 1G -smp 2
 		-device "intel-iommu,intremap=on" -device edu
 		-drive "file=$work/$disk.qcow2,format=qcow2,if=none,id=root,cache=unsafe"
