@@ -36,7 +36,8 @@
 # (default $E2E_LOGDIR, else build/logs/e2e): per boot its console, its guest output and the
 # guest's command logs.  Environment: E2E_BOOT_TIMEOUT, seconds per boot
 # (default 900); E2E_PARALLEL=0 boots one guest at a time (default: two
-# where two phases can run side by side; each guest has 2 vCPUs, 1 GiB);
+# where two phases can run side by side; each guest has 1 GiB, allocated
+# at its start, and 2 vCPUs, 1 for a side phase beside the chain);
 # E2E_WRAP, a command that each QEMU runs under (e.g. a CPU slot
 # allocator; the boot's time counts from QEMU's start).
 set -euo pipefail
@@ -141,7 +142,12 @@ boot() {
 	# can take the vCPU tens of seconds (a measured run's lsinitramfs took
 	# 136 s instead of 3, with soft lockups of zstd in clear_page_erms()).
 	cmdline="root=/dev/vda rw console=ttyS0 intel_iommu=on no_timer_check panic=-1 transparent_hugepage=never vfio_core_e2e=$ph $extra"
-	local qemu=(qemu-system-x86_64 -accel tcg -cpu max -M q35 -m 1G -smp 2
+	# -mem-prealloc: the guest's RAM is allocated when QEMU starts (about
+	# 3 s for 1 GiB here); in two runs without it, the current phase's
+	# guest stalled for tens of seconds in clear_page_erms() (soft lockups)
+	# while it first touched its memory, huge pages or not.
+	local qemu=(qemu-system-x86_64 -accel tcg -cpu max -M q35 -m 1G -mem-prealloc
+		-smp "${e2e_smp:-2}"
 		-device "intel-iommu,intremap=on" -device edu
 		-drive "file=$work/$disk.qcow2,format=qcow2,if=none,id=root,cache=unsafe"
 		-device "virtio-blk-pci,drive=root"
@@ -194,9 +200,11 @@ lane() {
 
 P=$(kver amd64 "$prev")
 C=$(kver amd64 "$cur")
+# The side phases (off the chain below) boot with one vCPU when they run
+# beside it, so that the chain's two keep a core to themselves.
 side() {
 	if [ "$parallel" = 1 ]; then
-		lane "$@" &
+		e2e_smp=1 lane "$@" &
 	else
 		lane "$@" || true
 	fi
