@@ -54,8 +54,9 @@
 #   S390X=1|auto           s390x: build (or reuse from the cache) the test
 #                          system (1, default), or only use one already
 #                          built (auto); S390X_ABI picks its ABI
-#   E2E=0|1                the end-to-end test (tests/e2e/run.sh) too
-#                          (default 0; TESTS=e2e runs it alone)
+#   E2E=0|1                the end-to-end test (tests/e2e/run.sh): default
+#                          1 for the whole suite, 0 with TESTS (TESTS=e2e
+#                          runs it alone)
 #   SKIPS=strict|report    strict (default): a skip not in
 #                          tests/expected-skips fails the run; report: list
 #                          it, do not fail (another machine kind)
@@ -803,10 +804,15 @@ host_e2e() {
 }
 
 # ------------------------------------------------------------------- queue
-# The end-to-end test, with E2E=1 or TESTS=e2e (not yet by default: it
-# takes longer than make check's budget allows, see the README): queued
-# first, as the longest job (about one core, two while its side phases run).
-if [ "${E2E:-0}" = 1 ] || [[ " $tests_filter " == *" e2e "* ]]; then
+# The end-to-end test: with the whole suite (E2E=0 leaves it out), with
+# TESTS=e2e, or E2E=1.  Queued first, as the longest job (about one core,
+# two while its side phases run).
+if [ -z "$tests_filter" ]; then
+	e2e=${E2E:-1}
+else
+	e2e=${E2E:-0}
+fi
+if [ "$e2e" = 1 ] || [[ " $tests_filter " == *" e2e "* ]]; then
 	job "tests/e2e/run.sh" host_e2e
 fi
 for lane in $lanes; do
