@@ -805,8 +805,8 @@ host_e2e() {
 
 # ------------------------------------------------------------------- queue
 # The end-to-end test: with the whole suite (E2E=0 leaves it out), with
-# TESTS=e2e, or E2E=1.  Queued first, as the longest job (about one core,
-# two while its side phases run).
+# TESTS=e2e, or E2E=1.  Queued first, as the longest job (two guests at
+# a time while its side phases run: about two cores then, one after).
 if [ -z "$tests_filter" ]; then
 	e2e=${E2E:-1}
 else

@@ -138,14 +138,16 @@ boot() {
 	truncate -s 0 "$work/$ph.export"
 	truncate -s 256M "$work/$ph.export"
 	# The disks in this order: vda the root, vdb the payload, vdc the export.
-	# No transparent huge pages: under TCG, zeroing a huge page at a fault
-	# can take the vCPU tens of seconds (a measured run's lsinitramfs took
-	# 136 s instead of 3, with soft lockups of zstd in clear_page_erms()).
+	# No transparent huge pages: the first stall below came in a huge
+	# page's fault (an lsinitramfs took 136 s instead of 3).  The next run,
+	# without them, stalled the same way in a 4 KiB page; -mem-prealloc is
+	# what ended the stalls.  They stay off because the runs that measured
+	# the test (README) had them off.
 	cmdline="root=/dev/vda rw console=ttyS0 intel_iommu=on no_timer_check panic=-1 transparent_hugepage=never vfio_core_e2e=$ph $extra"
 	# -mem-prealloc: the guest's RAM is allocated when QEMU starts (about
 	# 3 s for 1 GiB here); in two runs without it, the current phase's
-	# guest stalled for tens of seconds in clear_page_erms() (soft lockups)
-	# while it first touched its memory, huge pages or not.
+	# guest stalled for tens of seconds in clear_page_erms() (soft lockups),
+	# huge pages or not; with it, no e2e boot of two whole make checks did.
 	local qemu=(qemu-system-x86_64 -accel tcg -cpu max -M q35 -m 1G -mem-prealloc
 		-smp "${e2e_smp:-2}"
 		-device "intel-iommu,intremap=on" -device edu
